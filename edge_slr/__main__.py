@@ -1,0 +1,3 @@
+from edge_slr.cli.main import main
+
+raise SystemExit(main())
