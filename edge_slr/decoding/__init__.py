@@ -1,0 +1,35 @@
+"""CTC decoding in numpy: greedy (best path) and prefix beam search, with frame spans.
+
+Inputs are per-frame log-probabilities ``(T, V)`` of a CTC model (a log_softmax output; apply
+:func:`log_softmax` to logits). Every decoder returns a :class:`DecodeResult`: token ids, one
+:class:`DecodedGloss` per token with its frame span ``[start, end)`` on the model's output time
+axis and a confidence (mean posterior over those frames), the exact log-probability of the
+labelling and that of the alignment the spans come from.
+"""
+
+from __future__ import annotations
+
+from edge_slr.decoding.ctc import (
+    DecodedGloss,
+    DecodeResult,
+    LanguageModel,
+    ctc_log_likelihood,
+    forced_align,
+    log_softmax,
+    validate_log_probs,
+)
+from edge_slr.decoding.search import beam_search, beam_search_nbest, decode_batch, greedy_decode
+
+__all__ = [
+    "DecodeResult",
+    "DecodedGloss",
+    "LanguageModel",
+    "beam_search",
+    "beam_search_nbest",
+    "ctc_log_likelihood",
+    "decode_batch",
+    "forced_align",
+    "greedy_decode",
+    "log_softmax",
+    "validate_log_probs",
+]
