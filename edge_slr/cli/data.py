@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_slr.cli import synth
+
 CORPORA = ("phoenix2014", "phoenix2014t", "csl-daily")  # kept literal so --help imports nothing
 
 
@@ -61,6 +63,7 @@ DATA_COMMANDS: dict[str, DataCommand] = {
         add_arguments=_stats_arguments,
         run=_run_stats,
     ),
+    "synth": DataCommand(help=synth.HELP, add_arguments=synth.add_arguments, run=synth.run),
 }
 
 
