@@ -23,7 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from dataclasses import asdict
+
+    # TensorFlow's start-up chatter (CUDA plugins, oneDNN notes) would bury the report.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from edge_slr.system import components, machine_info
 
