@@ -67,7 +67,8 @@ class MachineInfo:
 
 def _cpuinfo() -> tuple[str, set[str]]:
     """CPU model name and feature flags from /proc/cpuinfo (Linux); best effort elsewhere."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

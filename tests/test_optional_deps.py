@@ -38,10 +38,9 @@ def test_import_edge_slr_loads_no_engine():
         for info in pkgutil.walk_packages(edge_slr.__path__, "edge_slr."):
             if info.name != "edge_slr.__main__":
                 importlib.import_module(info.name)
-        heavy = %r
+        heavy = HEAVY_MODULES
         print(",".join(sorted(m for m in heavy if m in sys.modules)))
-        """
-        % sorted(HEAVY)
+        """.replace("HEAVY_MODULES", repr(sorted(HEAVY)))
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"heavy modules imported: {result.stdout.strip()}"
