@@ -170,3 +170,13 @@ def test_real_train_vocabulary(shared_data: Path, name: str, folder: str, size: 
     rng = np.random.default_rng(0)
     shuffled = [train[i] for i in rng.permutation(len(train))]
     assert Vocabulary.from_sentences(shuffled, oov="unk").sha256 == vocab.sha256
+
+
+def test_numpy_strings_are_stored_as_plain_str():
+    import numpy as np
+
+    from edge_slr.data.vocab import Vocabulary as V
+
+    vocab = V.from_sentences([list(np.array(["B", "A"]))])
+    assert all(type(g) is str for g in vocab.glosses)
+    assert vocab.encode(["A", "B"]) == [1, 2]

@@ -60,11 +60,14 @@ class Vocabulary:
     _index: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        # Plain str only: numpy.str_ entries (e.g. from rng.choice) would not survive
+        # torch.load(weights_only=True) of a checkpoint that stores this vocabulary.
+        glosses = tuple(str(g) if isinstance(g, str) else g for g in self.glosses)
         try:
-            _validate(tuple(self.glosses), self.oov)
+            _validate(glosses, self.oov)
         except _Malformed as err:
             raise InputError(str(err)) from None
-        object.__setattr__(self, "glosses", tuple(self.glosses))
+        object.__setattr__(self, "glosses", glosses)
         object.__setattr__(self, "_index", {g: i for i, g in enumerate(self.glosses)})
 
     @classmethod
