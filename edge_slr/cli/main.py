@@ -18,7 +18,7 @@ from edge_slr import __version__
 from edge_slr.errors import EdgeSLRError
 
 # subcommand modules, in the order `--help` lists them
-COMMAND_MODULES = ("info", "data", "eval", "extract")
+COMMAND_MODULES = ("info", "data", "extract", "train", "evaluate", "eval", "convert", "recognize", "correct")
 
 
 def build_parser() -> argparse.ArgumentParser:

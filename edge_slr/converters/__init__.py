@@ -1,1 +1,182 @@
-"""edge_slr.converters"""
+"""Convert trained models to edge runtimes, verify them, and describe them in a sidecar.
+
+    from edge_slr.converters import convert
+    result = convert("runs/student/best.pt", "openvino-int8", "models/", calibration="data/synth")
+    result.model_path, result.sidecar_path, result.verification.wer_drop
+
+One table, :data:`TARGETS`, drives everything (the CLI's ``--target`` choices too): each row names
+the module that makes the artifact, its engine, precision, file suffix, what it requires and which
+options it accepts. Every conversion is verified against the FP32 PyTorch reference
+(:mod:`edge_slr.converters.verify`); one that fails raises :class:`ConversionError` and gets no
+sidecar. Engines are imported only by the target module that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_slr.converters.job import ConvertOptions, Job, Source, TargetSpec
+from edge_slr.converters.verify import ConversionError, VerificationReport, VerifyConfig
+from edge_slr.errors import InputError
+from edge_slr.sidecar import ModelDescription
+
+logger = logging.getLogger(__name__)
+
+_INT8_CHECKS = frozenset(("max_wer_drop", "min_agreement"))
+
+TARGETS: dict[str, TargetSpec] = {
+    spec.name: spec
+    for spec in (
+        TargetSpec(
+            "onnx", "edge_slr.converters.onnx_export", "onnxruntime", "fp32", ".onnx",
+            description="ONNX FP32, dynamic batch and time (ONNX Runtime)",
+        ),
+        TargetSpec(
+            "onnx-int8", "edge_slr.converters.onnx_int8", "onnxruntime", "int8", ".onnx",
+            requires=("calibration",), options=_INT8_CHECKS,
+            description="ONNX INT8: static QOperator Conv/MatMul, dynamic INT8 LSTM",
+        ),
+        TargetSpec(
+            "openvino", "edge_slr.converters.openvino_ir", "openvino", "fp32", ".xml",
+            options=frozenset(("fp16",)),
+            description="OpenVINO IR FP32 (optionally FP16-compressed weights)",
+        ),
+        TargetSpec(
+            "openvino-int8", "edge_slr.converters.openvino_int8", "openvino", "int8", ".xml",
+            requires=("calibration",),
+            options=_INT8_CHECKS | {"lstm", "accuracy_control"},
+            description="OpenVINO IR INT8, NNCF post-training quantisation",
+        ),
+        TargetSpec(
+            "tflite", "edge_slr.converters.tflite", "litert", "fp32", ".tflite",
+            options=frozenset(("fused_lstm",)),
+            description="TFLite FP32 from a Keras rebuild, dynamic time (LiteRT)",
+        ),
+        TargetSpec(
+            "tflite-int8", "edge_slr.converters.tflite", "litert", "int8", ".tflite",
+            requires=("calibration",), options=_INT8_CHECKS | {"full_integer", "fused_lstm"},
+            description="TFLite INT8: dynamic-range weights, or full-integer for NPUs",
+        ),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """A verified artifact. ``model_path`` is the model file (a student's one graph); for the
+    corrector, whose graphs are several files listed in the sidecar, it is the name the sidecar
+    is written after (``corrector.onnx`` -> ``corrector.onnx.json``)."""
+
+    target: str
+    model_path: Path
+    sidecar_path: Path
+    description: ModelDescription
+    verification: VerificationReport
+    seconds: float
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.size for g in self.description.graphs for f in g.files())
+
+
+def target_names() -> list[str]:
+    return list(TARGETS)
+
+
+def get_target(name: str) -> TargetSpec:
+    if name not in TARGETS:
+        raise InputError(f"unknown conversion target {name!r}; expected one of {list(TARGETS)}")
+    return TARGETS[name]
+
+
+def check_request(spec: TargetSpec, options: ConvertOptions, calibration: Any) -> None:
+    """Reject a missing requirement or an option the target does not take, in one sentence."""
+    if "calibration" in spec.requires and calibration is None:
+        raise InputError(
+            f"--calibration is required for {spec.name} (a landmark dataset folder: its "
+            "training split calibrates, its dev split verifies the INT8 decodes)"
+        )
+    for option, value in options.changed().items():
+        if not spec.accepts(option):
+            takers = [t.name for t in TARGETS.values() if option in t.options]
+            given = "" if isinstance(value, bool) else f" {value!r}"
+            raise InputError(
+                f"--{option.replace('_', '-')}{given} does not apply to {spec.name}; "
+                f"it applies to {', '.join(takers)}"
+            )
+    if options.full_integer and options.fused_lstm is False:
+        raise InputError(
+            "--full-integer needs the fused LSTM path (Keras 3 LSTMs crash the full-integer "
+            "converter); do not combine it with --no-fused-lstm"
+        )
+
+
+def convert(
+    checkpoint: str | Path,
+    target: str,
+    out_dir: str | Path,
+    calibration: str | Path | None = None,
+    **options: Any,
+) -> ConversionResult:
+    """Convert ``checkpoint`` to ``target`` in ``out_dir``, verify it and write its sidecar.
+
+    ``calibration`` is a landmark dataset folder: INT8 targets calibrate on its training split and
+    every target verifies on its dev (else test) split. ``options`` are
+    :class:`~edge_slr.converters.job.ConvertOptions` fields. Raises InputError for a bad request,
+    FormatError for an unreadable checkpoint, ConversionError when verification fails.
+    """
+    from edge_slr.converters import describe, source
+
+    started = time.perf_counter()
+    spec = get_target(target)
+    opts = ConvertOptions.from_kwargs(options)
+    check_request(spec, opts, calibration)
+    src = source.load_source(checkpoint, opts)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = Job(spec, src, opts, out)
+    job.verify_config = VerifyConfig(
+        max_abs_diff=opts.max_abs_diff,
+        max_wer_drop=opts.max_wer_drop,
+        min_agreement=opts.min_agreement,
+    )
+    source.attach_data(job, calibration)
+    module = importlib.import_module(spec.module)
+    logger.info("converting %s to %s", src.checkpoint.name, spec.name)
+    artifact = module.export(job)
+    report = artifact.verification or source.verify(job, artifact)
+    if not report.passed:
+        raise ConversionError(
+            f"{spec.name} conversion of {src.checkpoint.name} failed verification: "
+            f"{report.reason}. The model file was kept for inspection at {artifact.model_path}; "
+            "no sidecar was written, so runtimes will not load it",
+            report,
+        )
+    description = describe.description(job, artifact, report)
+    sidecar = describe.write_and_check(description, artifact.model_path)
+    seconds = time.perf_counter() - started
+    logger.info(
+        "%s: %s verified (%s) in %.1f s", spec.name, artifact.model_path.name, report.mode, seconds
+    )
+    return ConversionResult(spec.name, artifact.model_path, sidecar, description, report, seconds)
+
+
+__all__ = [
+    "TARGETS",
+    "ConversionError",
+    "ConversionResult",
+    "ConvertOptions",
+    "Source",
+    "TargetSpec",
+    "VerificationReport",
+    "VerifyConfig",
+    "check_request",
+    "convert",
+    "get_target",
+    "target_names",
+]

@@ -1,0 +1,331 @@
+"""The gloss corrector on ONNX and OpenVINO (FP32, INT8 weights): two graphs per stage.
+
+Each stage becomes an encoder graph ``src (B, S) int64 -> memory (B, S, d)`` and a decoder graph
+``tgt (B, T) int64, memory (B, S, d) -> logits (B, T, V)``; a runtime encodes once and calls the
+decoder on the growing output (greedy or beam search, as ``training.corrector.decode`` does).
+The transformer goes through the dynamo exporter: the TorchScript exporter bakes the sequence
+length into the attention reshapes (docs/engines.md).
+
+OpenVINO INT8 compresses the weights to INT8 (``nncf.compress_weights``, data-free), the usual
+choice for transformers; activations stay in floating point. TFLite is not offered for the
+corrector: no path here rebuilds the transformer with dynamic lengths.
+
+Verification lives in :mod:`edge_slr.converters.corrector_verify`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_slr._optional import require
+from edge_slr.converters.job import Artifact, Job, Source
+from edge_slr.errors import InputError
+from edge_slr.sidecar import FileInfo, GraphSpec, PrecisionSpec, TensorSpec, file_sha256
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+# OpenVINO 2026.4 CPU plugin: when the first inference has sequence length 1 (which greedy
+# decoding always does), later lengths >= 16 reuse a wrong cached kernel (|diff| ~5, NaN in bf16).
+# Disabling the shape-specialised runtime cache avoids it; runtimes must compile with this.
+RUNTIME_CACHE_OFF = {"CPU_RUNTIME_CACHE_CAPACITY": "0"}
+Encode = Callable[[np.ndarray], np.ndarray]
+Decode = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# -- source and data -----------------------------------------------------------------------------
+
+
+def load_corrector_source(path: Path) -> Source:
+    from edge_slr.training.corrector.checkpoint import CHECKPOINT_FILE, load_corrector
+
+    corrector = load_corrector(path)
+    file = path / CHECKPOINT_FILE if path.is_dir() else path
+    dims = corrector.stages[0].dims
+    vocab = corrector.vocab
+    return Source(
+        kind="corrector",
+        checkpoint=file,
+        sha256=file_sha256(file),
+        model=None,
+        vocabulary=vocab.to_dict(),
+        labels=tuple(vocab.tokens),
+        dims=dims.to_dict(),
+        num_classes=len(vocab),
+        info={
+            "gates": [g.to_dict() for g in corrector.gates],
+            "special_ids": {
+                "pad": vocab.pad_id,
+                "bos": vocab.bos_id,
+                "eos": vocab.eos_id,
+                "unk": vocab.unk_id,
+            },
+            "max_output_rule": "min(max_len - 1, 2 * source_glosses + 4)",
+        },
+        corrector=corrector,
+    )
+
+
+def attach_corrector_data(job: Job, root: str | Path) -> None:
+    """Held-out sentences: dev (else test) glosses of a dataset, corrupted with seeded noise."""
+    from edge_slr.converters.calibration import heldout_split
+    from edge_slr.data.dataset import LandmarkDataset
+
+    split = heldout_split(root, job.options.heldout_split)
+    entries = LandmarkDataset(root, split).samples[: job.options.heldout_size]
+    rng = np.random.default_rng(0)
+    vocab = job.source.corrector.vocab
+    sentences = []
+    for entry in entries:
+        ids, _ = vocab.encode(entry.glosses)
+        sentences.append((entry.id, _corrupt(ids, rng, list(vocab.gloss_ids)), entry.glosses))
+    job.reference = {"split": split, "root": str(root), "sentences": sentences}
+
+
+def _corrupt(ids: list[int], rng: np.random.Generator, glosses: list[int]) -> list[int]:
+    """Delete, repeat or substitute about one gloss in four (recognition-like errors)."""
+    out = []
+    for token in ids:
+        roll = rng.random()
+        if roll < 0.08:
+            continue
+        out.append(int(rng.choice(glosses)) if roll < 0.16 else token)
+        if 0.16 <= roll < 0.24:
+            out.append(token)
+    return out or ids
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def _wrappers(torch: Any, stage: Any) -> tuple[Any, Any]:
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stage = stage
+
+        def forward(self, src: Any) -> Any:
+            return self.stage.encode(src)
+
+    class Decoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stage = stage
+
+        def forward(self, tgt: Any, memory: Any) -> Any:
+            return self.stage.decode(tgt, memory)
+
+    return Encoder().eval(), Decoder().eval()
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """The dynamo exporter's optimiser logs every rewrite at INFO; keep warnings only."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def export_onnx_graphs(job: Job, folder: Path, prefix: str) -> list[tuple[str, Path]]:
+    """(role, path) of every stage's encoder and decoder ONNX file."""
+    torch = require("torch", "exporting the corrector")
+    dims = job.source.corrector.stages[0].dims
+    batch = torch.export.Dim("batch", max=1024)
+    src_len = torch.export.Dim("source", max=dims.max_len)
+    tgt_len = torch.export.Dim("target", max=dims.max_len)
+    graphs = []
+    for index, stage in enumerate(job.source.corrector.stages):
+        encoder, decoder = _wrappers(torch, stage)
+        src = torch.ones(1, 7, dtype=torch.long)
+        tgt = torch.ones(1, 5, dtype=torch.long)
+        with torch.no_grad():
+            memory = stage.encode(src)
+        for role, module, args, shapes, names in (
+            ("encoder", encoder, (src,), {"src": {0: batch, 1: src_len}}, (["src"], ["memory"])),
+            (
+                "decoder",
+                decoder,
+                (tgt, memory),
+                {"tgt": {0: batch, 1: tgt_len}, "memory": {0: batch, 1: src_len}},
+                (["tgt", "memory"], ["logits"]),
+            ),
+        ):
+            path = folder / f"{prefix}-stage{index}-{role}.onnx"
+            with warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module,
+                    args,
+                    str(path),
+                    dynamo=True,
+                    dynamic_shapes=shapes,
+                    input_names=names[0],
+                    output_names=names[1],
+                    opset_version=OPSET,
+                    external_data=False,
+                    verbose=False,
+                )
+            graphs.append((f"stage{index}.{role}", path))
+    return graphs
+
+
+def graph_specs(job: Job, files: list[tuple[str, Path, Path | None]]) -> list[GraphSpec]:
+    d = job.source.dims["d_model"]
+    specs = []
+    for role, path, weights in files:
+        if role.endswith("encoder"):
+            inputs = (TensorSpec("src", ("batch", "source"), "int64"),)
+            outputs = (TensorSpec("memory", ("batch", "source", d)),)
+        else:
+            inputs = (
+                TensorSpec("tgt", ("batch", "target"), "int64"),
+                TensorSpec("memory", ("batch", "source", d)),
+            )
+            outputs = (TensorSpec("logits", ("batch", "target", job.source.num_classes)),)
+        specs.append(
+            GraphSpec(
+                role,
+                FileInfo.of(path),
+                inputs,
+                outputs,
+                FileInfo.of(weights) if weights is not None else None,
+            )
+        )
+    return specs
+
+
+def _artifact(
+    job: Job,
+    files: list[tuple[str, Path, Path | None]],
+    precision: PrecisionSpec,
+    engine: dict[str, Any],
+    versions: dict[str, str],
+    runners: list[tuple[Encode, Decode]],
+) -> Artifact:
+    stem = job.options.name or "corrector" + ("-int8" if job.spec.int8 else "")
+    return Artifact(
+        model_path=job.out_dir / f"{stem}{job.spec.suffix}",  # the sidecar is named after it
+        precision=precision,
+        engine=engine,
+        details={
+            "sequence_output": "logits",
+            "graphs": [f[0] for f in files],
+            "decoding": "encode once; decode the growing target; greedy or beam",
+        },
+        versions=versions,
+        runner=runners,
+        extra_graphs=graph_specs(job, files),
+    )
+
+
+def _ort_pair(enc: Path, dec: Path) -> tuple[Encode, Decode]:
+    from edge_slr.converters.onnx_export import ort_session
+
+    e, d = ort_session(enc), ort_session(dec)
+    return (
+        lambda src: e.run(None, {"src": src})[0],
+        lambda tgt, mem: d.run(None, {"tgt": tgt, "memory": mem})[0],
+    )
+
+
+def _ov_pair(enc: Any, dec: Any, config: dict[str, str]) -> tuple[Encode, Decode]:
+    ov = require("openvino", "OpenVINO conversion")
+    core = ov.Core()
+    e, d = core.compile_model(enc, "CPU", config), core.compile_model(dec, "CPU", config)
+    return (
+        lambda src: np.asarray(e(src)[0]),
+        lambda tgt, mem: np.asarray(d({"tgt": tgt, "memory": mem})[0]),
+    )
+
+
+def _pairs(files: list[Any], make: Callable[[Any, Any], tuple[Encode, Decode]]) -> list[Any]:
+    return [make(files[i][1], files[i + 1][1]) for i in range(0, len(files), 2)]
+
+
+def export_onnx(job: Job) -> Artifact:
+    onnx = require("onnx", "checking the exported ONNX model")
+    ort = require("onnxruntime", "verifying the ONNX model")
+    graphs = export_onnx_graphs(job, job.out_dir, job.options.name or "corrector")
+    for _, path in graphs:
+        onnx.checker.check_model(str(path))
+    files = [(role, path, None) for role, path in graphs]
+    return _artifact(
+        job,
+        files,
+        PrecisionSpec("fp32", "fp32"),
+        {"name": "onnxruntime", "version": ort.__version__, "config": {}},
+        {"onnx": onnx.__version__, "onnxruntime": ort.__version__},
+        _pairs(files, _ort_pair),
+    )
+
+
+def _openvino(job: Job, int8: bool) -> Artifact:
+    from edge_slr.converters.openvino_ir import FP32_CONFIG
+
+    ov = require("openvino", "OpenVINO conversion")
+    nncf = require("nncf", "INT8 weight compression") if int8 else None
+    stem = (job.options.name or "corrector") + ("-int8" if int8 else "")
+    files, models = [], []
+    with tempfile.TemporaryDirectory(prefix="edge-slr-corrector-") as tmp:
+        for role, onnx_path in export_onnx_graphs(job, Path(tmp), "corrector"):
+            model = ov.convert_model(str(onnx_path))
+            if nncf is not None:
+                model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+            xml = job.out_dir / onnx_path.name.replace("corrector", stem).replace(".onnx", ".xml")
+            ov.save_model(model, str(xml), compress_to_fp16=job.options.fp16)
+            files.append((role, xml, xml.with_suffix(".bin")))
+            models.append(model)
+    config = {**FP32_CONFIG, **RUNTIME_CACHE_OFF}
+    pairs = [_ov_pair(models[i], models[i + 1], config) for i in range(0, len(models), 2)]
+    weights = "int8" if int8 else "fp16" if job.options.fp16 else "fp32"
+    versions = {"openvino": ov.get_version()}
+    if nncf is not None:
+        versions["nncf"] = nncf.__version__
+    return _artifact(
+        job,
+        files,
+        PrecisionSpec(
+            weights,
+            "fp32",
+            kept_fp32=("activations", "embeddings") if int8 else (),
+            notes="nncf.compress_weights INT8_ASYM (weight-only)" if int8 else "",
+        ),
+        {"name": "openvino", "version": ov.get_version(), "config": config},
+        versions,
+        pairs,
+    )
+
+
+def export_openvino(job: Job) -> Artifact:
+    return _openvino(job, int8=False)
+
+
+def export_openvino_int8(job: Job) -> Artifact:
+    if job.options.accuracy_control or job.options.lstm != "auto":
+        raise InputError("--accuracy-control and --lstm apply to the student, not the corrector")
+    return _openvino(job, int8=True)
+
+
+def _unsupported(job: Job) -> Artifact:
+    raise InputError(
+        f"{job.spec.name} is not available for the corrector (no converter here keeps the "
+        "transformer's lengths dynamic for it); use onnx, openvino or openvino-int8"
+    )
+
+
+export_tflite = _unsupported
+export_onnx_int8 = _unsupported

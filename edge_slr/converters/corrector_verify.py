@@ -1,0 +1,141 @@
+"""Verification of a converted corrector against its PyTorch stages.
+
+FP32 graphs must match the encoder memory and decoder logits within ``max_abs_diff`` at several
+(source, target) lengths, the first of length 1 (the case that exposed a stale OpenVINO kernel
+cache, see corrector_export). With held-out sentences, greedy corrections through all stages must
+equal the reference's (FP32) or agree on ``min_agreement`` of the glosses within ``max_wer_drop``
+(INT8 weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge_slr._optional import require
+from edge_slr.converters.corrector_export import Decode, Encode
+from edge_slr.converters.job import Artifact, Job
+from edge_slr.converters.verify import VerificationReport, gloss_agreement
+
+PROBE_LENGTHS = ((1, 1), (5, 3), (12, 9), (30, 20))  # (source, target) token counts
+
+
+def greedy(encode: Encode, decode: Decode, ids: list[int], vocab: Any, max_len: int) -> list[int]:
+    """Batch-1 greedy decoding over exported graphs (as training.corrector.decode does)."""
+    limit = min(max_len - 1, 2 * len(ids) + 4)
+    memory = encode(np.array([ids + [vocab.eos_id]], dtype=np.int64))
+    out = [vocab.bos_id]
+    for step in range(limit + 1):
+        logits = np.array(decode(np.array([out], dtype=np.int64), memory)[0, -1], np.float64)
+        logits[[vocab.pad_id, vocab.bos_id]] = -np.inf
+        token = vocab.eos_id if step >= limit else int(np.argmax(logits))
+        if token == vocab.eos_id:
+            break
+        out.append(token)
+    return out[1:]
+
+
+def _torch_pair(stage: Any) -> tuple[Encode, Decode]:
+    torch = require("torch", "the corrector reference")
+
+    def encode(src: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return stage.encode(torch.from_numpy(src)).numpy()
+
+    def decode(tgt: np.ndarray, memory: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return stage.decode(torch.from_numpy(tgt), torch.from_numpy(memory)).numpy()
+
+    return encode, decode
+
+
+def probe_diffs(pairs: list[Any], references: list[Any], vocab: Any, seed: int) -> dict[str, float]:
+    """Max |diff| of encoder memory and decoder logits per (S, T), over all stages."""
+    rng = np.random.default_rng(seed)
+    glosses = np.array(list(vocab.gloss_ids))
+    diffs: dict[str, float] = {}
+    for (enc, dec), (ref_enc, ref_dec) in zip(pairs, references, strict=True):
+        for s, t in PROBE_LENGTHS:
+            src = rng.choice(glosses, size=(1, s)).astype(np.int64)
+            tgt = np.concatenate([[[vocab.bos_id]], rng.choice(glosses, size=(1, t - 1))], 1)
+            tgt = tgt.astype(np.int64)
+            mem = ref_enc(src)
+            diff = max(_diff(enc(src), mem), _diff(dec(tgt, mem), ref_dec(tgt, mem)))
+            key = f"S={s},T={t}"
+            diffs[key] = max(diffs.get(key, 0.0), diff)
+    return diffs
+
+
+def corrections(pairs: list[Any], sentences: list[Any], vocab: Any, max_len: int) -> dict:
+    """Greedy corrections of each held-out sentence through every stage (no gates)."""
+    out = {}
+    for sid, noisy, _ in sentences:
+        ids = list(noisy)
+        for encode, decode in pairs:
+            ids = greedy(encode, decode, ids, vocab, max_len)
+        out[sid] = tuple(vocab.decode(ids))
+    return out
+
+
+def verify_corrector(job: Job, artifact: Artifact) -> VerificationReport:
+    from edge_slr.metrics import score
+
+    corrector, config, data = job.source.corrector, job.verify_config, job.reference
+    vocab, max_len = corrector.vocab, corrector.stages[0].dims.max_len
+    references = [_torch_pair(stage) for stage in corrector.stages]
+    diffs = probe_diffs(artifact.runner, references, vocab, config.seed)
+    worst = max(diffs.values())
+    fp32 = not job.spec.int8
+    problems = []
+    if fp32 and worst > config.max_abs_diff:
+        problems.append(f"max |diff| {worst:.3g} exceeds {config.max_abs_diff:g} ({diffs})")
+    held: dict[str, Any] = {}
+    if data is not None:
+        ref_out = corrections(references, data["sentences"], vocab, max_len)
+        conv_out = corrections(artifact.runner, data["sentences"], vocab, max_len)
+        refs = {sid: tuple(g) for sid, _, g in data["sentences"]}
+        same = sum(ref_out[k] == conv_out[k] for k in ref_out)
+        held = {
+            "agreement": gloss_agreement([(ref_out[k], conv_out[k]) for k in ref_out]),
+            "sentence_agreement": same / max(len(ref_out), 1),
+            "wer_reference": 100 * score(ref_out, refs, corpus="plain").wer,
+            "wer_converted": 100 * score(conv_out, refs, corpus="plain").wer,
+        }
+        held["wer_drop"] = held["wer_converted"] - held["wer_reference"]
+        needed = 1.0 if fp32 else config.min_agreement
+        if held["agreement"] < needed:
+            problems.append(
+                f"held-out corrections agree with the reference on {held['agreement']:.1%} "
+                f"of its glosses (need {needed:.0%}; {same}/{len(ref_out)} identical)"
+            )
+        if not fp32 and held["wer_drop"] > config.max_wer_drop:
+            problems.append(
+                f"corrected WER rose from {held['wer_reference']:.2f}% to "
+                f"{held['wer_converted']:.2f}%"
+            )
+    elif not fp32:
+        problems.append("INT8 verification needs held-out sentences (--calibration DIR)")
+    thresholds = (
+        {"max_abs_diff": config.max_abs_diff}
+        if fp32
+        else {"max_wer_drop": config.max_wer_drop, "min_agreement": config.min_agreement}
+    )
+    return VerificationReport(
+        mode="fp32" if fp32 else "int8",
+        passed=not problems,
+        reason="; ".join(problems),
+        thresholds=thresholds,
+        max_abs_diff=worst,
+        diff_by_length=diffs,
+        sequences=len(data["sentences"]) if data else 0,
+        heldout={"dataset": data["root"], "split": data["split"]} if data else None,
+        **held,
+    )
+
+
+def _diff(got: Any, expected: np.ndarray) -> float:
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        return float("inf")
+    return float(np.abs(got.astype(np.float64) - expected).max())

@@ -1,0 +1,162 @@
+"""OpenVINO on the CPU: IR (``.xml`` + ``.bin``) or ONNX files, with latency/throughput hints.
+
+- Compile settings: the sidecar's ``engine.config`` when the model was converted for OpenVINO
+  (for FP32 models it pins ``INFERENCE_PRECISION_HINT: f32``: on CPUs with AVX512_BF16 the plugin
+  would otherwise run in bf16 and move logits by about 1e-3), then ``hint`` ("LATENCY",
+  "THROUGHPUT"), ``threads`` (``INFERENCE_NUM_THREADS``) and any extra ``config`` properties.
+- Dynamic time: converted models keep batch and frames dynamic and compile once. A model with
+  a fixed input shape (an IR saved with static shapes, e.g. for a fixed-length accelerator) is
+  reshaped to each new input shape and recompiled; the last few compiled shapes are cached.
+- ``run_many`` keeps several asynchronous requests in flight (what the THROUGHPUT hint is for).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edge_slr._optional import require
+from edge_slr.errors import InputError
+from edge_slr.runtimes.base import Feeds, Runtime, spec_from_dims
+from edge_slr.runtimes.registry import register_runtime
+from edge_slr.sidecar import TensorSpec
+
+logger = logging.getLogger(__name__)
+
+HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+EXACT_FP32 = {"INFERENCE_PRECISION_HINT": "f32"}
+_SHAPE_CACHE = 4  # compiled models kept for static-shape IRs
+
+
+@register_runtime
+class OpenVINORuntime(Runtime):
+    name = "openvino"
+    engine = "openvino"
+    requires = "openvino"
+    suffixes = (".xml", ".onnx")
+    description_text = "OpenVINO (CPU): IR or ONNX, latency/throughput hints"
+
+    def _load(
+        self,
+        device: str = "CPU",
+        hint: str | None = "LATENCY",
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        if hint is not None and hint not in HINTS:
+            raise InputError(f"OpenVINO hint must be one of {HINTS} or None, got {hint!r}")
+        ov = require("openvino", "running OpenVINO models")
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(self.model_path))
+        self._device = device
+        self._config = self._compile_config(hint, config)
+        self._static = not all(port.get_partial_shape().is_dynamic for port in self._model.inputs)
+        self._compiled: OrderedDict[tuple, Any] = OrderedDict()
+        shapes = self._input_shapes(None)
+        self._compile(shapes)
+
+    def _compile_config(self, hint: str | None, extra: dict[str, Any] | None) -> dict[str, str]:
+        desc = self.description
+        if desc is not None and desc.engine.get("name") == self.engine:
+            config = dict(desc.engine.get("config") or {})
+        elif desc is not None and desc.precision.weights == "int8":
+            config = {}
+        else:
+            config = dict(EXACT_FP32)  # a foreign or undescribed model: exact by default
+        if hint is not None:
+            config["PERFORMANCE_HINT"] = hint
+        if self.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        config.update({k: str(v) for k, v in (extra or {}).items()})
+        return config
+
+    @property
+    def config(self) -> dict[str, str]:
+        """The properties the model was compiled with."""
+        return dict(self._config)
+
+    # -- shapes and compilation -------------------------------------------------------------------
+    def _input_shapes(self, feeds: dict[str, np.ndarray] | None) -> tuple:
+        """The compile key: () for a dynamic model, else the input shapes."""
+        if not self._static:
+            return ()
+        if feeds is None:
+            return tuple(
+                tuple(p.get_partial_shape().to_shape()) if p.get_partial_shape().is_static else ()
+                for p in self._model.inputs
+            )
+        return tuple(feeds[p.get_any_name()].shape for p in self._model.inputs)
+
+    def _compile(self, shapes: tuple) -> Any:
+        if shapes in self._compiled:
+            self._compiled.move_to_end(shapes)
+            return self._compiled[shapes]
+        if shapes and all(shapes):
+            current = tuple(
+                tuple(p.get_partial_shape().to_shape()) if p.get_partial_shape().is_static else ()
+                for p in self._model.inputs
+            )
+            if current != shapes:
+                logger.debug("reshaping %s to %s", self.model_path.name, shapes)
+                self._model.reshape(
+                    {
+                        p.get_any_name(): list(s)
+                        for p, s in zip(self._model.inputs, shapes, strict=True)
+                    }
+                )
+        compiled = self._core.compile_model(self._model, self._device, self._config)
+        entry = (compiled, compiled.create_infer_request())
+        self._compiled[shapes] = entry
+        while len(self._compiled) > _SHAPE_CACHE:
+            self._compiled.popitem(last=False)
+        return entry
+
+    # -- Runtime interface ------------------------------------------------------------------------
+    def _engine_inputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(_spec(port, dynamic=self._static) for port in self._model.inputs)
+
+    def _engine_outputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(_spec(port, dynamic=self._static) for port in self._model.outputs)
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        compiled, request = self._compile(self._input_shapes(feeds))
+        result = request.infer(feeds)
+        # The request reuses its output memory: copy before the next call overwrites it.
+        return {port.get_any_name(): np.array(result[port]) for port in compiled.outputs}
+
+    def run_many(self, batch: Sequence[Feeds]) -> list[np.ndarray]:
+        if self._static or len(batch) < 2:
+            return super().run_many(batch)
+        compiled, _ = self._compile(())
+        checked = [self._check_feeds(item) for item in batch]
+        # As many requests in flight as the plugin finds useful (the THROUGHPUT hint raises it).
+        count = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        requests = [compiled.create_infer_request() for _ in range(min(count, len(checked)))]
+        primary = next(p for p in compiled.outputs if p.get_any_name() == self.primary_output)
+        results = []
+        for first in range(0, len(checked), len(requests)):
+            active = list(zip(requests, checked[first : first + len(requests)], strict=False))
+            for request, feeds in active:
+                request.start_async(feeds)
+            for request, _ in active:
+                request.wait()
+                results.append(np.array(request.get_tensor(primary).data))
+        return results
+
+    def _close(self) -> None:
+        self._compiled.clear()
+        self._model = None
+        self._core = None
+
+
+def _spec(port: Any, dynamic: bool) -> TensorSpec:
+    """A port's spec; for a static-shape IR that is reshaped on demand every axis is dynamic
+    except the last (features / classes), which reshaping never changes."""
+    shape = port.get_partial_shape()
+    dims = [-1 if d.is_dynamic else d.get_length() for d in shape]
+    if dynamic:
+        dims = [-1] * (len(dims) - 1) + dims[-1:]
+    return spec_from_dims(port.get_any_name(), dims, port.get_element_type().to_dtype())

@@ -1,0 +1,246 @@
+"""Which runtime runs which model: the registry, and finding a model in a model directory.
+
+This is the one place that chooses an engine. A runtime class registers itself with
+:func:`register_runtime`; :func:`load_runtime` picks one from, in order:
+
+1. ``runtime=`` (a registered name or an alias such as ``"onnx"`` or ``"tflite"``);
+2. the model's sidecar (``engine.name`` recorded by the converter);
+3. the model file's suffix.
+
+A *model directory* (what ``edge-slr convert ... -o DIR`` fills, one call per target) holds
+converted models, each with its sidecar ``NAME.json``; :func:`find_models` lists them and
+:func:`choose_model` picks one for a kind ("student" or "corrector"), a runtime and a precision.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_slr._optional import is_available
+from edge_slr.errors import FormatError, InputError
+from edge_slr.runtimes.base import Runtime
+from edge_slr.sidecar import FORMAT_NAME, SIDECAR_SUFFIX, ModelDescription, read_sidecar
+
+logger = logging.getLogger(__name__)
+
+_RUNTIMES: dict[str, type[Runtime]] = {}
+ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "tflite": "litert", "ov": "openvino"}
+# When nothing else decides: the fastest engine on x86 CPUs first (docs/engines.md), the torch
+# reference last; within an engine the smallest verified precision first.
+ENGINE_PREFERENCE = ("openvino", "onnxruntime", "litert", "torch")
+PRECISION_PREFERENCE = ("int8", "fp16", "fp32")
+
+
+def register_runtime(cls: type[Runtime], *, replace: bool = False) -> type[Runtime]:
+    """Add a Runtime subclass under ``cls.name`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Runtime)):
+        raise InputError(f"register_runtime needs a Runtime subclass, got {cls!r}")
+    for attr in ("name", "engine", "requires", "suffixes"):
+        if not getattr(cls, attr, None):
+            raise InputError(f"{cls.__name__} must set the class attribute {attr!r}")
+    if cls.name in _RUNTIMES and _RUNTIMES[cls.name] is not cls and not replace:
+        raise InputError(f"a runtime named {cls.name!r} is already registered")
+    _RUNTIMES[cls.name] = cls
+    return cls
+
+
+def runtime_names() -> list[str]:
+    """Every registered runtime, whether or not its engine is installed."""
+    return list(_RUNTIMES)
+
+
+def available_runtimes() -> list[str]:
+    """Registered runtimes whose engine imports here."""
+    return [name for name, cls in _RUNTIMES.items() if is_available(cls.requires)]
+
+
+def get_runtime_class(name: str) -> type[Runtime]:
+    key = ALIASES.get(name, name)
+    if key not in _RUNTIMES:
+        raise InputError(
+            f"unknown runtime {name!r}; expected one of {runtime_names()} "
+            f"(aliases {sorted(ALIASES)})"
+        )
+    return _RUNTIMES[key]
+
+
+def runtime_for_engine(engine: str) -> type[Runtime] | None:
+    for cls in _RUNTIMES.values():
+        if cls.engine == engine:
+            return cls
+    return None
+
+
+def runtimes_for_suffix(suffix: str) -> list[type[Runtime]]:
+    """Runtimes that load ``suffix`` files; the engine that writes that format first."""
+    found = [cls for cls in _RUNTIMES.values() if suffix in cls.suffixes]
+    return sorted(found, key=lambda cls: cls.suffixes.index(suffix))
+
+
+# -- model directories ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model file found in a model directory, with its validated description."""
+
+    path: Path
+    description: ModelDescription
+
+    @property
+    def kind(self) -> str:
+        return self.description.kind
+
+    @property
+    def engine(self) -> str:
+        return str(self.description.engine.get("name", ""))
+
+    @property
+    def precision(self) -> str:
+        return self.description.precision.weights
+
+
+def find_models(directory: str | Path, kind: str | None = None) -> list[ModelEntry]:
+    """Every converted model in ``directory`` (sidecars of our format), optionally of one kind.
+
+    Sidecars are validated (FormatError for a broken or tampered one); JSON files of other
+    formats are ignored.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"model directory not found: {directory}")
+    entries = []
+    for sidecar in sorted(directory.glob(f"*{SIDECAR_SUFFIX}")):
+        if not _is_our_sidecar(sidecar):
+            continue
+        description = read_sidecar(sidecar)
+        model = sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)])
+        if kind is None or description.kind == kind:
+            entries.append(ModelEntry(model, description))
+    return entries
+
+
+def _is_our_sidecar(path: Path) -> bool:
+    # A cheap look at the head: vocabulary.json, dataset.json and the like are not models.
+    try:
+        head = path.read_text(encoding="utf-8")[:200]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return f'"{FORMAT_NAME}"' in head
+
+
+def choose_model(
+    directory: str | Path,
+    kind: str = "student",
+    runtime: str | None = None,
+    precision: str | None = None,
+) -> ModelEntry:
+    """The model of ``kind`` to run from a model directory.
+
+    With ``runtime``: models of that engine first, then others it can load (OpenVINO reads ONNX).
+    Without: models whose engine is installed, in :data:`ENGINE_PREFERENCE` order. ``precision``
+    ("fp32", "fp16", "int8") filters; otherwise :data:`PRECISION_PREFERENCE` orders.
+    """
+    entries = find_models(directory, kind)
+    if not entries:
+        raise FormatError(
+            directory,
+            f"no converted {kind} model here (expected NAME.EXT with a NAME.EXT.json sidecar, "
+            "as written by `edge-slr convert ... -o DIR`)",
+        )
+    if precision is not None:
+        entries = [e for e in entries if e.precision == precision]
+        if not entries:
+            raise InputError(f"no {precision} {kind} model in {directory}")
+    ranked = _rank(entries, runtime)
+    if not ranked:
+        found = ", ".join(f"{e.path.name} ({e.engine})" for e in entries)
+        wanted = (
+            f"the {runtime} runtime"
+            if runtime
+            else f"the installed runtimes {available_runtimes()}"
+        )
+        raise InputError(f"no {kind} model in {directory} can run on {wanted}; found {found}")
+    return ranked[0]
+
+
+def _rank(entries: list[ModelEntry], runtime: str | None) -> list[ModelEntry]:
+    def precision_rank(entry: ModelEntry) -> int:
+        p = entry.precision
+        return PRECISION_PREFERENCE.index(p) if p in PRECISION_PREFERENCE else 99
+
+    if runtime is not None:
+        cls = get_runtime_class(runtime)
+        usable = [e for e in entries if e.path.suffix in cls.suffixes]
+        return sorted(
+            usable, key=lambda e: (e.engine != cls.engine, precision_rank(e), e.path.name)
+        )
+    installed = {_RUNTIMES[n].engine for n in available_runtimes()}
+    usable = [e for e in entries if e.engine in installed]
+
+    def engine_rank(entry: ModelEntry) -> int:
+        e = entry.engine
+        return ENGINE_PREFERENCE.index(e) if e in ENGINE_PREFERENCE else 99
+
+    return sorted(usable, key=lambda e: (engine_rank(e), precision_rank(e), e.path.name))
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+
+def resolve_model(
+    model: str | Path, runtime: str | None = None, precision: str | None = None
+) -> tuple[Path, ModelDescription | None]:
+    """(model file, its description) for a model file, its sidecar, or a model directory."""
+    path = Path(model)
+    if path.is_dir():
+        entry = choose_model(path, "student", runtime, precision)
+        return entry.path, entry.description
+    if path.name.endswith(SIDECAR_SUFFIX) and _is_our_sidecar(path):
+        description = read_sidecar(path)
+        return path.with_name(path.name[: -len(SIDECAR_SUFFIX)]), description
+    if not path.exists():
+        raise InputError(f"model not found: {path}")
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if sidecar.is_file():
+        return path, read_sidecar(sidecar)
+    return path, None
+
+
+def pick_runtime_class(
+    path: Path, description: ModelDescription | None, runtime: str | None
+) -> type[Runtime]:
+    if runtime is not None:
+        return get_runtime_class(runtime)
+    if description is not None:
+        cls = runtime_for_engine(str(description.engine.get("name", "")))
+        if cls is not None:
+            return cls
+    candidates = runtimes_for_suffix(path.suffix)
+    if not candidates:
+        known = sorted({s for cls in _RUNTIMES.values() for s in cls.suffixes})
+        raise InputError(f"no runtime loads {path.name}: expected one of {known}")
+    return candidates[0]
+
+
+def load_runtime(
+    model: str | Path,
+    runtime: str | None = None,
+    threads: int | None = None,
+    *,
+    precision: str | None = None,
+    **options: Any,
+) -> Runtime:
+    """Load a model on a runtime chosen by name, by its sidecar or by its file suffix.
+
+    ``model`` is a model file, its sidecar or a model directory (then its student model is
+    chosen, see :func:`choose_model`). ``threads`` sets the engine's intra-op threads (None:
+    the engine's default). ``options`` go to the runtime class (e.g. OpenVINO's ``hint``).
+    MissingDependencyError names the pip extra when the engine is not installed.
+    """
+    path, description = resolve_model(model, runtime, precision)
+    cls = pick_runtime_class(path, description, runtime)
+    return cls(path, threads=threads, description=description, **options)

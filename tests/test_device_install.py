@@ -1,0 +1,107 @@
+"""A device install (engines only: no torch, no TensorFlow, no MediaPipe) runs the Recognizer.
+
+Creates a fresh virtual environment, installs edge-slr with the runtime engines of the [onnx],
+[openvino] and [tflite] extras (``--no-deps`` with the engines' own runtime dependencies listed
+explicitly, pinned by constraints.txt: the converters' nncf, onnx and TensorFlow stay out), and
+runs a converted model directory there on every engine. Slow: about a minute, most of it pip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a device needs to run converted models: the engines and what they import at run time.
+DEVICE_PACKAGES = (
+    "numpy", "onnxruntime", "flatbuffers", "packaging", "protobuf", "openvino",
+    "openvino-telemetry", "ai-edge-litert", "backports.strenum", "ml_dtypes", "tqdm",
+    "typing-extensions",
+)  # fmt: skip
+HEAVY = ("torch", "tensorflow", "tf_keras", "nncf", "onnx", "mediapipe", "cv2")
+
+_spec = importlib.util.spec_from_file_location(
+    "_runtime_models", Path(__file__).with_name("test_runtimes.py")
+)
+runtime_models = sys.modules.setdefault("_runtime_models", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(runtime_models)
+
+RUN = """
+    import json, sys, time
+    started = time.perf_counter()
+    from edge_slr.landmarks import load_landmarks
+    from edge_slr.recognizer import Recognizer
+    from edge_slr.runtimes import available_runtimes
+
+    model_dir, landmark_file, checkpoint = sys.argv[1], sys.argv[2], sys.argv[3]
+    out = {"available": available_runtimes(), "results": {}}
+    for runtime in ("openvino", "onnxruntime", "litert"):
+        with Recognizer.create_from_model_dir(model_dir, runtime=runtime) as recognizer:
+            result = recognizer.recognize_landmarks(load_landmarks(landmark_file))
+            out["results"][runtime] = list(result.recognized)
+    try:
+        Recognizer.create_from_model_dir(checkpoint)  # the torch reference
+    except Exception as err:
+        out["torch_error"] = f"{type(err).__name__}: {err}"
+    out["heavy"] = [m for m in HEAVY if m in sys.modules]
+    out["seconds"] = time.perf_counter() - started
+    print(json.dumps(out))
+"""
+
+
+def run(*command: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+    return result
+
+
+@pytest.mark.slow
+def test_device_install_runs_the_recognizer_without_torch(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, record_property
+) -> None:
+    pytest.importorskip("tensorflow")  # the model directory needs a TFLite conversion too
+    models = runtime_models.trained_models(tmp_path_factory.getbasetemp())
+    from edge_slr.data.dataset import LandmarkDataset
+    from edge_slr.landmarks import save_landmarks
+    from edge_slr.recognizer import Recognizer
+
+    item = LandmarkDataset(models.data, "dev")[0]
+    landmarks = tmp_path / "clip.npz"
+    save_landmarks(landmarks, item.landmarks)
+    with Recognizer.create_from_model_dir(models.checkpoint) as reference:
+        expected = list(reference.recognize_landmarks(item.landmarks).recognized)
+
+    started = time.perf_counter()
+    venv = tmp_path / "device"
+    run(sys.executable, "-m", "venv", venv)
+    python = venv / "bin" / "python"
+    pip = (python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps")
+    run(*pip, "-c", ROOT / "constraints.txt", *DEVICE_PACKAGES)
+    run(*pip, ROOT)
+    install_seconds = time.perf_counter() - started
+    code = textwrap.dedent(RUN).replace("HEAVY", repr(HEAVY))
+    out = json.loads(
+        run(python, "-c", code, models.model_dir, landmarks, models.checkpoint).stdout.splitlines()[
+            -1
+        ]
+    )
+
+    record_property("device_install_seconds", round(install_seconds, 1))
+    record_property("device_first_run_seconds", round(out["seconds"], 2))
+    print(f"device install: {install_seconds:.1f} s; three engines loaded and run: "
+          f"{out['seconds']:.2f} s")  # fmt: skip
+    assert out["heavy"] == []
+    assert sorted(out["available"]) == ["litert", "onnxruntime", "openvino"]
+    assert out["results"] == {name: expected for name in ("openvino", "onnxruntime", "litert")}
+    assert (
+        "MissingDependencyError" in out["torch_error"] and "edge-slr[train]" in out["torch_error"]
+    )
