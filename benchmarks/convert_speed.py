@@ -71,17 +71,23 @@ VARIANTS = (
 
 
 def convert_all(
-    checkpoint: Path, data: Path, out: Path, smoke: bool, max_wer_drop: float
+    checkpoint: Path, data: Path, out: Path, smoke: bool, max_wer_drop: float, reuse: bool
 ) -> dict[str, Any]:
-    """Every variant; a failed verification is recorded, not fatal."""
+    """Every variant; a failed verification is recorded, not fatal. With ``reuse``, a variant
+    whose folder already holds a verified model (its sidecar) is read back, not converted again."""
     int8_options = {"max_wer_drop": max_wer_drop}
     if smoke:
         int8_options = {"calibration_size": 64, "max_wer_drop": 5.0, "min_agreement": 0.8}
+    previous = _previous_rows() if reuse else {}
     rows: dict[str, Any] = {}
     for key, target, options, _ in VARIANTS:
         if smoke and key == "tflite-int8-full":
             continue  # the tf-keras conversion alone takes minutes
         options = {**options, **(int8_options if TARGETS[target].int8 else {})}
+        sidecars = sorted((out / key).glob("*.json")) if reuse else []
+        if sidecars:
+            rows[key] = from_sidecar(sidecars[0], options, previous.get(key, {}))
+            continue
         started = time.perf_counter()
         try:
             result = convert(checkpoint, target, out / key, calibration=data, **options)
@@ -89,26 +95,40 @@ def convert_all(
             logging.warning("%s failed verification: %s", key, err)
             rows[key] = {"error": str(err), "convert_s": time.perf_counter() - started}
             continue
-        rows[key] = describe(result, options)
+        rows[key] = describe(result.description, result.sidecar_path, options, result.seconds)
         logging.info("%s: %.2f MB, %s", key, rows[key]["size_mb"], rows[key]["verification"])
     return rows
 
 
-def describe(result: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _previous_rows() -> dict[str, Any]:
+    path = RESULTS / "convert_speed.json"
+    return json.loads(path.read_text())["conversions"] if path.is_file() else {}
+
+
+def from_sidecar(path: Path, options: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    from edge_slr.sidecar import read_sidecar
+
+    return describe(read_sidecar(path), path, options, previous.get("convert_s"))
+
+
+def describe(
+    description: Any, sidecar: Path, options: dict[str, Any], seconds: float | None
+) -> dict[str, Any]:
     fields = ("mode", "max_abs_diff", "agreement", "sentence_agreement", "wer_reference",
               "wer_converted", "wer_drop", "sequences")  # fmt: skip
-    details = result.description.details
+    details = description.details
+    model = sidecar.with_name(sidecar.name[: -len(".json")])
     return {
-        "model": str(result.model_path),
+        "model": str(model),
         "options": options,
-        "size_mb": result.size_bytes / 1e6,
-        "convert_s": result.seconds,
-        "engine_config": result.description.engine.get("config", {}),
-        "kept_fp32": list(result.description.precision.kept_fp32),
+        "size_mb": sum(f.size for g in description.graphs for f in g.files()) / 1e6,
+        "convert_s": seconds,
+        "engine_config": description.engine.get("config", {}),
+        "kept_fp32": list(description.precision.kept_fp32),
         "details": {
             k: details[k] for k in ("plan", "keras", "fused_lstm", "quantization") if k in details
         },
-        "verification": {k: getattr(result.verification, k) for k in fields},
+        "verification": {k: description.verification.get(k) for k in fields},
     }
 
 
@@ -120,10 +140,10 @@ def torch_runner(checkpoint: Path, threads: int) -> Any:
 
     from edge_slr.training.checkpoint import load_student
 
-    torch.set_num_threads(threads)
     model = load_student(checkpoint)[0].for_export(log_probs=False)
 
     def run(x: np.ndarray) -> Any:
+        torch.set_num_threads(threads)  # process-wide: set for every call
         with torch.no_grad():
             return model(torch.from_numpy(x))
 
@@ -251,6 +271,10 @@ def layer_profile(path: str, config: dict[str, str], x: np.ndarray, threads: int
 # -- report --------------------------------------------------------------------------------------
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     meta, conv, speed = result["meta"], result["conversions"], result["speed_ms"]
     lengths = list(next(iter(speed.values())).keys()) if speed else []
@@ -294,9 +318,21 @@ def to_markdown(result: dict[str, Any]) -> str:
             else ""
         )
         lines.append(
-            f"| {name} | {row['size_mb']:.2f} | {row['convert_s']:.1f} | {check} | "
+            f"| {name} | {row['size_mb']:.2f} | {_seconds(row['convert_s'])} | {check} | "
             f"{agreement} | {wer} |"
         )
+    attempts = conv.get("openvino-int8", {}).get("details", {}).get("attempts", [])
+    if attempts:
+        lines += [
+            "",
+            "OpenVINO INT8 plans tried in order (what stays FP32), on the held-out split:",
+            "",
+        ]
+        lines += [
+            f"- {a['plan']}: gloss agreement {100 * a['agreement']:.1f}%, WER drop "
+            f"{a['wer_drop']:+.2f} -> {'accepted' if a['passed'] else 'rejected'}"
+            for a in attempts
+        ]
     lines += [
         "",
         "## Latency (ms, batch 1)",
@@ -368,7 +404,9 @@ def run(checkpoint: Path, data: Path, work: Path, args: argparse.Namespace) -> d
     from edge_slr.training.checkpoint import load_checkpoint
 
     load_at_start = os.getloadavg()
-    conversions = convert_all(checkpoint, data, work, args.smoke, args.max_wer_drop)
+    conversions = convert_all(
+        checkpoint, data, work, args.smoke, args.max_wer_drop, reuse=args.keep is not None
+    )
     engines = runners(checkpoint, conversions, args.threads)
     xs = inputs(data, checkpoint, args.lengths)
     speed = time_all(engines, xs, args.rounds, args.per_round)
@@ -416,9 +454,22 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--per-round", type=int, default=5)
-    parser.add_argument("--keep", type=Path, default=None, help="keep the converted models here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the converted models here; models already verified there are reused",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny data and model (CI)")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from the saved .json"
+    )
     args = parser.parse_args()
+    stem = "convert_speed_smoke" if args.smoke else "convert_speed"
+    if args.render:
+        result = json.loads((RESULTS / f"{stem}.json").read_text())
+        (RESULTS / f"{stem}.md").write_text(to_markdown(result))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="convert-speed-") as temp:
         work = args.keep or Path(temp)
@@ -434,7 +485,6 @@ def main() -> int:
         else:
             checkpoint, data = args.checkpoint, args.data
         result = run(checkpoint, data, work, args)
-    stem = "convert_speed_smoke" if args.smoke else "convert_speed"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / f"{stem}.md").write_text(to_markdown(result))

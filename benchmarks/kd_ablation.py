@@ -172,11 +172,18 @@ def teacher_scores(teacher: Path, data: Path, beam_width: int) -> dict:
     results = teacher.parent / "results.json"
     if results.is_file():
         data_json = json.loads(results.read_text())
-        return {
-            k: data_json[k]
-            for k in ("dev", "test", "best_epoch", "train_seconds")
-            if k in data_json
-        }
+        keep = ("dev", "test", "best_epoch", "train_seconds", "train_frames_per_s", "parameters")
+        out = {k: data_json[k] for k in keep if k in data_json}
+        pretrain = data_json.get("pretrain", {})
+        out["pretrain"] = {k: v for k, v in pretrain.items() if k != "epochs"}
+        history = teacher.parent / "history.json"
+        if history.is_file():  # the learning curve: dev WER at each evaluation
+            out["curve"] = [
+                {k: row.get(k) for k in ("epoch", "train_ctc", "dev_wer_greedy", "dev_wer_beam",
+                                         "elapsed_seconds")}
+                for row in json.loads(history.read_text()) if row.get("dev_wer_greedy") is not None
+            ]  # fmt: skip
+        return out
     from edge_slr.training.teacher.train import evaluate_teacher_checkpoint
 
     out = {}
@@ -188,14 +195,15 @@ def teacher_scores(teacher: Path, data: Path, beam_width: int) -> dict:
     return out
 
 
-def run_variant(name: str, terms: tuple[str, ...], base: list[str], cache: Path, runs: Path,
-                config_file: Path | None) -> dict:  # fmt: skip
+def run_variant(name: str, terms: tuple[str, ...], base: list[str], cache: Path | None,
+                runs: Path, config_file: Path | None) -> dict:  # fmt: skip
     from edge_slr.training.config import load_config
     from edge_slr.training.train import train
 
     folder = runs / name.replace(" ", "_").replace("+", "and")
     switches = [f"distill.{t}={'true' if t in terms else 'false'}" for t in VARIANTS["all three"]]
-    teacher = [f"distill.teacher={cache}"] if {"conv_kd", "lstm_kd"} & set(terms) else []
+    # Variants without teacher terms get no teacher at all (the config's is cleared).
+    teacher = [f"distill.teacher={cache if {'conv_kd', 'lstm_kd'} & set(terms) else ''}"]
     config = load_config(config_file, [*base, *switches, *teacher, f"train.out_dir={folder}"])
     started = time.perf_counter()
     result = train(config)
@@ -245,6 +253,26 @@ def to_markdown(report: dict) -> str:
             f"{_percent(teacher.get('dev'), 'wer_greedy')} | {_percent(teacher.get('test'), 'wer_beam')} | "
             f"{_percent(teacher.get('test'), 'wer_greedy')} | |"
         )
+    lines += [""] + [f"- {note}" for note in meta.get("notes", [])] if meta.get("notes") else []
+    curve = teacher.get("curve")
+    if curve:
+        pretrain = teacher.get("pretrain", {})
+        lines += [
+            "",
+            f"Teacher training: backbone pretraining {pretrain.get('seconds', 0) / 60:.0f} min "
+            f"(frame accuracy {100 * pretrain.get('frame_accuracy', 0):.1f}% on sampled training "
+            f"frames), then CTC training {teacher.get('train_seconds', 0) / 60:.0f} min "
+            f"({teacher.get('train_frames_per_s', 0):.0f} frames/s); best epoch "
+            f"{teacher.get('best_epoch')}. Dev WER during training:",
+            "",
+            "| epoch | train CTC | dev greedy | dev beam | elapsed |",
+            "|---|---|---|---|---|",
+        ]
+        for row in curve:
+            lines.append(
+                f"| {row['epoch']} | {row['train_ctc']:.3f} | {_percent(row, 'dev_wer_greedy')} | "
+                f"{_percent(row, 'dev_wer_beam')} | {row['elapsed_seconds'] / 60:.0f} min |"
+            )
     cost = report.get("cost")
     if cost:
         lines += [
@@ -297,6 +325,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--cost-only", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="ignore finished variants")
+    parser.add_argument("--note", action="append", default=[], help="a line for the report")
+    parser.add_argument("--skip-cost", action="store_true", help="keep the recorded cost")
+    parser.add_argument(
+        "--skip-teacher-eval", action="store_true", help="keep the recorded teacher WER"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny data and models, 1 epoch")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -332,29 +365,44 @@ def main() -> int:
             "epochs": student.train.epochs,
             "teacher": str(teacher),
             "machine": machine(),
+            "notes": args.note or report.get("meta", {}).get("notes", []),
         }
         student_dims = student.model.dims(num_classes=student_vocab_size(data), input_dim=276)
-        report["cost"] = cost_table(teacher, student_dims, args.frames, args.repeats)
-        if not args.cost_only:
+        if not args.skip_cost:
+            report["cost"] = cost_table(teacher, student_dims, args.frames, args.repeats)
+        if not (args.cost_only or args.skip_teacher_eval):
             report["teacher_wer"] = teacher_scores(teacher, data, student.train.beam_width)
-            cache = teacher_outputs(
-                teacher, data, student.data.train_split, cache_dir=runs / "teacher-cache",
-                batch_size=student.distill.cache_batch_size, progress=False,
-            )  # fmt: skip
-            done = {row["variant"] for row in report["rows"]}
-            for variant, terms in VARIANTS.items():
-                if (args.only and variant not in args.only) or variant in done:
-                    continue
-                report["rows"].append(
-                    run_variant(variant, terms, base, cache.path, runs, config_file)
-                )
-                report["rows"].sort(key=lambda r: list(VARIANTS).index(r["variant"]))
-                out_json.write_text(json.dumps(report, indent=1) + "\n")
-                (RESULTS / f"{name}.md").write_text(to_markdown(report))
-        out_json.write_text(json.dumps(report, indent=1) + "\n")
-        (RESULTS / f"{name}.md").write_text(to_markdown(report))
+        cache = None
+        done = {row["variant"] for row in report["rows"]}
+        for variant, terms in VARIANTS.items():
+            if args.cost_only or (args.only and variant not in args.only) or variant in done:
+                continue
+            if cache is None and {"conv_kd", "lstm_kd"} & set(terms):
+                cache = teacher_outputs(
+                    teacher, data, student.data.train_split, cache_dir=runs / "teacher-cache",
+                    batch_size=student.distill.cache_batch_size, progress=False,
+                ).path  # fmt: skip
+            report["rows"].append(run_variant(variant, terms, base, cache, runs, config_file))
+            report = save(report, out_json, merge=not args.smoke)
+        report = save(report, out_json, merge=not args.smoke)
         print(to_markdown(report))
     return 0
+
+
+def save(report: dict, path: Path, *, merge: bool) -> dict:
+    """Write the JSON and Markdown; rows another run wrote meanwhile are kept (two runs may
+    share the file, e.g. the teacher-free variants started while the teacher trains)."""
+    if merge and path.exists():
+        on_disk = json.loads(path.read_text())
+        ours = {row["variant"] for row in report["rows"]}
+        report["rows"] += [row for row in on_disk.get("rows", []) if row["variant"] not in ours]
+        for key in ("cost", "teacher_wer"):
+            if key not in report and key in on_disk:
+                report[key] = on_disk[key]
+    report["rows"].sort(key=lambda r: list(VARIANTS).index(r["variant"]))
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    path.with_suffix(".md").write_text(to_markdown(report))
+    return report
 
 
 def student_vocab_size(data: Path) -> int:

@@ -228,6 +228,11 @@ def test_video_dataset_resizes_augments_and_batches(video_data: Path) -> None:
     assert moved[0].frames.shape == example.frames.shape
     assert not np.array_equal(moved[0].frames, example.frames)
     assert np.array_equal(moved[0].frames, moved[0].frames)  # deterministic per (seed, epoch)
+    assert np.array_equal(moved.frame(0, 5), moved[0].frames[5])  # one frame, same augmentation
+    mirrored = VideoDataset(
+        source, source.vocabulary, 24, output_length=dims.output_length, flip_p=1
+    )
+    assert np.array_equal(mirrored[0].frames, example.frames[:, :, ::-1])
     batch = collate_video([plain[0], plain[1]])
     assert batch.frames.shape[0] == 2 and batch.lengths.tolist() == plain.lengths[:2]
     assert batch.target_lengths.sum() == len(batch.targets)
@@ -330,6 +335,16 @@ def test_cache_round_trip_and_stale_refusal(
         TeacherCache.open(cache_dir, teacher=other)
     with pytest.raises(FormatError, match="has no split 'dev'"):
         TeacherCache.open(cache_dir, splits=["dev"])
+    from edge_slr.data.vocab import Vocabulary
+
+    foreign = Vocabulary.from_sentences([["A", "B"]])
+    with pytest.raises(FormatError, match="another vocabulary"):
+        TeacherCache.open(cache_dir, vocabulary=foreign)
+    stranger = save_teacher(
+        tmp_path / "stranger.pt", tiny_teacher(len(foreign)), vocabulary=foreign, config={}
+    )
+    with pytest.raises(InputError, match="another vocabulary"):
+        build_cache(stranger, video_data, tmp_path / "never", progress=False)
 
     index = video_data / "train" / "index.tsv"
     original = index.read_text()

@@ -33,11 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", type=Path, help="student .pt checkpoint or corrector folder")
     p.add_argument("--target", required=True, choices=list(TARGETS), help="what to produce")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="output folder")
     p.add_argument(
         "--calibration",
         type=Path,
         default=None,
+        metavar="DIR",
         help="landmark dataset folder: its train split calibrates INT8, its dev (else test) "
         "split verifies (required for INT8 targets)",
     )

@@ -1,8 +1,9 @@
 """The gloss corrector on ONNX and OpenVINO (FP32, INT8 weights): two graphs per stage.
 
 Each stage becomes an encoder graph ``src (B, S) int64 -> memory (B, S, d)`` and a decoder graph
-``tgt (B, T) int64, memory (B, S, d) -> logits (B, T, V)``; a runtime encodes once and calls the
-decoder on the growing output (greedy or beam search, as ``training.corrector.decode`` does).
+``tgt (B, T) int64, memory (B, S, d), src (B, S) int64 -> log_probs (B, T, V)`` (the source ids
+feed the copy-attention head); a runtime encodes once and calls the decoder on the growing output
+(greedy or beam search, as ``training.corrector.decode`` does).
 The transformer goes through the dynamo exporter: the TorchScript exporter bakes the sequence
 length into the attention reshapes (docs/engines.md).
 
@@ -38,7 +39,7 @@ OPSET = 18
 # Disabling the shape-specialised runtime cache avoids it; runtimes must compile with this.
 RUNTIME_CACHE_OFF = {"CPU_RUNTIME_CACHE_CAPACITY": "0"}
 Encode = Callable[[np.ndarray], np.ndarray]
-Decode = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Decode = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # tgt, memory, src
 
 
 # -- source and data -----------------------------------------------------------------------------
@@ -120,8 +121,8 @@ def _wrappers(torch: Any, stage: Any) -> tuple[Any, Any]:
             super().__init__()
             self.stage = stage
 
-        def forward(self, tgt: Any, memory: Any) -> Any:
-            return self.stage.decode(tgt, memory)
+        def forward(self, tgt: Any, memory: Any, src: Any) -> Any:
+            return self.stage.decode(tgt, memory, src)
 
     return Encoder().eval(), Decoder().eval()
 
@@ -150,8 +151,9 @@ def export_onnx_graphs(job: Job, folder: Path, prefix: str) -> list[tuple[str, P
     graphs = []
     for index, stage in enumerate(job.source.corrector.stages):
         encoder, decoder = _wrappers(torch, stage)
-        src = torch.ones(1, 7, dtype=torch.long)
-        tgt = torch.ones(1, 5, dtype=torch.long)
+        # Batch 2 in the examples: torch.export specialises a dimension of size 1.
+        src = torch.arange(1, 15, dtype=torch.long).reshape(2, 7) % dims.vocab_size
+        tgt = torch.arange(1, 11, dtype=torch.long).reshape(2, 5) % dims.vocab_size
         with torch.no_grad():
             memory = stage.encode(src)
         for role, module, args, shapes, names in (
@@ -159,9 +161,13 @@ def export_onnx_graphs(job: Job, folder: Path, prefix: str) -> list[tuple[str, P
             (
                 "decoder",
                 decoder,
-                (tgt, memory),
-                {"tgt": {0: batch, 1: tgt_len}, "memory": {0: batch, 1: src_len}},
-                (["tgt", "memory"], ["logits"]),
+                (tgt, memory, src),
+                {
+                    "tgt": {0: batch, 1: tgt_len},
+                    "memory": {0: batch, 1: src_len},
+                    "src": {0: batch, 1: src_len},
+                },
+                (["tgt", "memory", "src"], ["log_probs"]),
             ),
         ):
             path = folder / f"{prefix}-stage{index}-{role}.onnx"
@@ -194,8 +200,9 @@ def graph_specs(job: Job, files: list[tuple[str, Path, Path | None]]) -> list[Gr
             inputs = (
                 TensorSpec("tgt", ("batch", "target"), "int64"),
                 TensorSpec("memory", ("batch", "source", d)),
+                TensorSpec("src", ("batch", "source"), "int64"),
             )
-            outputs = (TensorSpec("logits", ("batch", "target", job.source.num_classes)),)
+            outputs = (TensorSpec("log_probs", ("batch", "target", job.source.num_classes)),)
         specs.append(
             GraphSpec(
                 role,
@@ -222,7 +229,8 @@ def _artifact(
         precision=precision,
         engine=engine,
         details={
-            "sequence_output": "logits",
+            "sequence_output": "log_probs",
+            "output_kind": "log_probs",
             "graphs": [f[0] for f in files],
             "decoding": "encode once; decode the growing target; greedy or beam",
         },
@@ -238,7 +246,7 @@ def _ort_pair(enc: Path, dec: Path) -> tuple[Encode, Decode]:
     e, d = ort_session(enc), ort_session(dec)
     return (
         lambda src: e.run(None, {"src": src})[0],
-        lambda tgt, mem: d.run(None, {"tgt": tgt, "memory": mem})[0],
+        lambda tgt, mem, src: d.run(None, {"tgt": tgt, "memory": mem, "src": src})[0],
     )
 
 
@@ -248,7 +256,7 @@ def _ov_pair(enc: Any, dec: Any, config: dict[str, str]) -> tuple[Encode, Decode
     e, d = core.compile_model(enc, "CPU", config), core.compile_model(dec, "CPU", config)
     return (
         lambda src: np.asarray(e(src)[0]),
-        lambda tgt, mem: np.asarray(d({"tgt": tgt, "memory": mem})[0]),
+        lambda tgt, mem, src: np.asarray(d({"tgt": tgt, "memory": mem, "src": src})[0]),
     )
 
 
@@ -278,6 +286,8 @@ def _openvino(job: Job, int8: bool) -> Artifact:
 
     ov = require("openvino", "OpenVINO conversion")
     nncf = require("nncf", "INT8 weight compression") if int8 else None
+    if nncf is not None:
+        nncf.set_log_level(logging.ERROR)  # no statistics table on stdout
     stem = (job.options.name or "corrector") + ("-int8" if int8 else "")
     files, models = [], []
     with tempfile.TemporaryDirectory(prefix="edge-slr-corrector-") as tmp:
@@ -301,7 +311,7 @@ def _openvino(job: Job, int8: bool) -> Artifact:
         PrecisionSpec(
             weights,
             "fp32",
-            kept_fp32=("activations", "embeddings") if int8 else (),
+            kept_fp32=("activations",) if int8 else (),
             notes="nncf.compress_weights INT8_ASYM (weight-only)" if int8 else "",
         ),
         {"name": "openvino", "version": ov.get_version(), "config": config},

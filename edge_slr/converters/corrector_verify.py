@@ -1,6 +1,6 @@
 """Verification of a converted corrector against its PyTorch stages.
 
-FP32 graphs must match the encoder memory and decoder logits within ``max_abs_diff`` at several
+FP32 graphs must match the encoder memory and decoder log-probabilities within ``max_abs_diff`` at several
 (source, target) lengths, the first of length 1 (the case that exposed a stale OpenVINO kernel
 cache, see corrector_export). With held-out sentences, greedy corrections through all stages must
 equal the reference's (FP32) or agree on ``min_agreement`` of the glosses within ``max_wer_drop``
@@ -21,13 +21,16 @@ from edge_slr.converters.verify import VerificationReport, gloss_agreement
 PROBE_LENGTHS = ((1, 1), (5, 3), (12, 9), (30, 20))  # (source, target) token counts
 
 
-def greedy(encode: Encode, decode: Decode, ids: list[int], vocab: Any, max_len: int) -> list[int]:
+def greedy(encode: Encode, decode: Decode, ids: list[int], vocab: Any, dims: Any) -> list[int]:
     """Batch-1 greedy decoding over exported graphs (as training.corrector.decode does)."""
-    limit = min(max_len - 1, 2 * len(ids) + 4)
-    memory = encode(np.array([ids + [vocab.eos_id]], dtype=np.int64))
+    from edge_slr.training.corrector.decode import output_limit
+
+    limit = output_limit(len(ids), dims)
+    src = np.array([ids + [vocab.eos_id]], dtype=np.int64)
+    memory = encode(src)
     out = [vocab.bos_id]
     for step in range(limit + 1):
-        logits = np.array(decode(np.array([out], dtype=np.int64), memory)[0, -1], np.float64)
+        logits = np.array(decode(np.array([out], dtype=np.int64), memory, src)[0, -1], np.float64)
         logits[[vocab.pad_id, vocab.bos_id]] = -np.inf
         token = vocab.eos_id if step >= limit else int(np.argmax(logits))
         if token == vocab.eos_id:
@@ -43,9 +46,10 @@ def _torch_pair(stage: Any) -> tuple[Encode, Decode]:
         with torch.no_grad():
             return stage.encode(torch.from_numpy(src)).numpy()
 
-    def decode(tgt: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    def decode(tgt: np.ndarray, memory: np.ndarray, src: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return stage.decode(torch.from_numpy(tgt), torch.from_numpy(memory)).numpy()
+            tensors = (torch.from_numpy(tgt), torch.from_numpy(memory), torch.from_numpy(src))
+            return stage.decode(*tensors).numpy()
 
     return encode, decode
 
@@ -61,19 +65,19 @@ def probe_diffs(pairs: list[Any], references: list[Any], vocab: Any, seed: int) 
             tgt = np.concatenate([[[vocab.bos_id]], rng.choice(glosses, size=(1, t - 1))], 1)
             tgt = tgt.astype(np.int64)
             mem = ref_enc(src)
-            diff = max(_diff(enc(src), mem), _diff(dec(tgt, mem), ref_dec(tgt, mem)))
+            diff = max(_diff(enc(src), mem), _diff(dec(tgt, mem, src), ref_dec(tgt, mem, src)))
             key = f"S={s},T={t}"
             diffs[key] = max(diffs.get(key, 0.0), diff)
     return diffs
 
 
-def corrections(pairs: list[Any], sentences: list[Any], vocab: Any, max_len: int) -> dict:
+def corrections(pairs: list[Any], sentences: list[Any], vocab: Any, dims: Any) -> dict:
     """Greedy corrections of each held-out sentence through every stage (no gates)."""
     out = {}
     for sid, noisy, _ in sentences:
         ids = list(noisy)
         for encode, decode in pairs:
-            ids = greedy(encode, decode, ids, vocab, max_len)
+            ids = greedy(encode, decode, ids, vocab, dims)
         out[sid] = tuple(vocab.decode(ids))
     return out
 
@@ -82,7 +86,7 @@ def verify_corrector(job: Job, artifact: Artifact) -> VerificationReport:
     from edge_slr.metrics import score
 
     corrector, config, data = job.source.corrector, job.verify_config, job.reference
-    vocab, max_len = corrector.vocab, corrector.stages[0].dims.max_len
+    vocab, dims = corrector.vocab, corrector.stages[0].dims
     references = [_torch_pair(stage) for stage in corrector.stages]
     diffs = probe_diffs(artifact.runner, references, vocab, config.seed)
     worst = max(diffs.values())
@@ -92,8 +96,8 @@ def verify_corrector(job: Job, artifact: Artifact) -> VerificationReport:
         problems.append(f"max |diff| {worst:.3g} exceeds {config.max_abs_diff:g} ({diffs})")
     held: dict[str, Any] = {}
     if data is not None:
-        ref_out = corrections(references, data["sentences"], vocab, max_len)
-        conv_out = corrections(artifact.runner, data["sentences"], vocab, max_len)
+        ref_out = corrections(references, data["sentences"], vocab, dims)
+        conv_out = corrections(artifact.runner, data["sentences"], vocab, dims)
         refs = {sid: tuple(g) for sid, _, g in data["sentences"]}
         same = sum(ref_out[k] == conv_out[k] for k in ref_out)
         held = {

@@ -48,7 +48,9 @@ def description(job: Job, artifact: Artifact, report: VerificationReport) -> Mod
         engine=artifact.engine,
         graphs=tuple(graphs),
         sequence_output=sequence_output,
-        output_kind="log_probs" if job.options.log_probs else "logits",
+        output_kind=artifact.details.get(
+            "output_kind", "log_probs" if job.options.log_probs else "logits"
+        ),
         vocabulary=src.vocabulary,
         precision=artifact.precision,
         source=src.describe(),

@@ -262,7 +262,7 @@ class Distiller:
             raise InputError(
                 "conv_kd and self_kd need the student's conv head (model.aux_head = true)"
             )
-        kl = dict(temperature=cfg.temperature, include_blank=cfg.include_blank)
+        kl: dict[str, Any] = dict(temperature=cfg.temperature, include_blank=cfg.include_blank)
         terms: dict[str, torch.Tensor] = {}
         if cfg.needs_teacher:
             conv, seq, valid = self.teacher_logits(ids, out.lengths, out.logits.shape[1])

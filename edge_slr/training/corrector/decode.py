@@ -146,9 +146,9 @@ def greedy_decode(
         ys = torch.full((len(sources), 1), vocab.bos_id, dtype=torch.long)
         done = torch.zeros(len(sources), dtype=torch.bool)
         for step in range(int(limits.max()) + 1):
-            logits = model.decode_last(ys, memory, src, src_pad)
-            logits[:, _banned(vocab)] = float("-inf")
-            nxt = logits.argmax(-1)
+            logp = model.decode_last(ys, memory, src, src_pad)
+            logp[:, _banned(vocab)] = float("-inf")
+            nxt = logp.argmax(-1)
             nxt = torch.where(limits <= step, vocab.eos_id, nxt)  # out of room: finish
             nxt = torch.where(done, vocab.pad_id, nxt)
             ys = torch.cat([ys, nxt[:, None]], dim=1)

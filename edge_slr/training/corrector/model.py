@@ -9,6 +9,9 @@ Export notes (the converters use ``torch.onnx.export(..., dynamo=True)``): ``enc
 ``decode`` are plain tensor programs without data-dependent Python control flow; the positional
 table is sliced by the input length; the decoder's self-attention is called with an explicit
 causal mask and ``tgt_is_causal=True``; padding masks are optional (batch 1 needs none).
+With copy attention (the default) the decoder also takes the source ids, ``decode(tgt, memory,
+src)``, and returns log-probabilities; the source one-hot is an ``==`` against ``arange(V)``.
+Export dynamic shapes with an example batch of 2 or more: torch.export specialises a size-1 dim.
 """
 
 from __future__ import annotations

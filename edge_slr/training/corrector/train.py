@@ -174,10 +174,12 @@ def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
 def sequence_loss(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], smoothing: float, pad_id: int
 ) -> torch.Tensor:
+    """Token cross-entropy; the model returns log-probabilities, which cross_entropy's own
+    log-softmax leaves unchanged (they already sum to one)."""
     torch = require("torch", "corrector training")
-    logits = model(batch["src"], batch["tgt_in"], batch["src_pad"])
+    logp = model(batch["src"], batch["tgt_in"], batch["src_pad"])
     return torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1),
+        logp.flatten(0, 1),
         batch["tgt_out"].flatten(),
         ignore_index=pad_id,
         label_smoothing=smoothing,

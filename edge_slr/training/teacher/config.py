@@ -33,12 +33,16 @@ class TeacherDataConfig:
     max_eval_samples: int = 0
     shift: int = 4  # random translation of whole sequences, pixels (training only)
     jitter: float = 0.1  # brightness/contrast jitter (training only)
+    flip_p: float = 0.5  # horizontal flip of whole sequences (training only; CorrNet's)
 
     def __post_init__(self) -> None:
         if self.max_train_samples < 0 or self.max_eval_samples < 0 or self.shift < 0:
             raise InputError("data max_*_samples and shift must be >= 0")
-        if not 0.0 <= self.jitter < 1.0:
-            raise InputError(f"data jitter must be in [0, 1), got {self.jitter}")
+        if not 0.0 <= self.jitter < 1.0 or not 0.0 <= self.flip_p <= 1.0:
+            raise InputError(
+                f"data jitter must be in [0, 1) and flip_p in [0, 1], got {self.jitter}, "
+                f"{self.flip_p}"
+            )
 
 
 @dataclass(frozen=True)

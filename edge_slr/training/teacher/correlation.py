@@ -53,6 +53,7 @@ def correlation_classes() -> dict[str, type]:
 
 def _define(torch: Any) -> dict[str, type]:
     nn = torch.nn
+    module_base: Any = nn.Module  # a runtime base class: type checkers see Any
 
     def to_padded(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(N, C, ...) frames of all sequences -> (B, C, T, ...) zero-padded."""
@@ -65,7 +66,7 @@ def _define(torch: Any) -> dict[str, type]:
         mask = torch.arange(padded.shape[2])[None] < lengths[:, None]
         return padded.transpose(1, 2)[mask]
 
-    class Correlation(nn.Module):
+    class Correlation(module_base):
         """Features gathered from the previous and next frame, weighted by affinities."""
 
         def __init__(self, channels: int) -> None:
@@ -87,7 +88,7 @@ def _define(torch: Any) -> dict[str, type]:
                 out = out + weight * gathered
             return out.view(n, c, h, w)
 
-    class Identification(nn.Module):
+    class Identification(module_base):
         """Multi-scale spatio-temporal attention map in (-0.5, 0.5)."""
 
         def __init__(self, channels: int, reduction: int) -> None:
@@ -114,7 +115,7 @@ def _define(torch: Any) -> dict[str, type]:
             mixed = sum(w * conv(reduced) for w, conv in zip(self.mix, self.scales, strict=True))
             return torch.sigmoid(self.back(to_flat(mixed, lengths))) - 0.5
 
-    class CorrelationBlock(nn.Module):
+    class CorrelationBlock(module_base):
         """``x + alpha * correlation(x) * identification(x)`` on flattened frames."""
 
         def __init__(self, channels: int, reduction: int) -> None:

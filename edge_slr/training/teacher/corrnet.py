@@ -166,7 +166,7 @@ def corrnet_loss(
     torch = require("torch", "the teacher loss")
     from edge_slr.training.distill import kd_kl
 
-    def ctc(logits: torch.Tensor) -> torch.Tensor:
+    def ctc(logits: Any) -> Any:
         return torch.nn.functional.ctc_loss(
             logits.log_softmax(-1).transpose(0, 1),
             targets,
@@ -203,9 +203,10 @@ def _classes() -> dict[str, type]:
 
 def _define(torch: Any) -> dict[str, type]:
     nn, F = torch.nn, torch.nn.functional
+    module_base: Any = nn.Module  # a runtime base class: type checkers see Any
     CorrelationBlock = correlation_classes()["CorrelationBlock"]  # noqa: N806 - a class
 
-    class NormLinear(nn.Module):
+    class NormLinear(module_base):
         """Linear layer with unit-norm class vectors (VAC's classifier); no bias."""
 
         def __init__(self, in_features: int, num_classes: int) -> None:
@@ -216,7 +217,7 @@ def _define(torch: Any) -> dict[str, type]:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x @ F.normalize(self.weight, dim=0)
 
-    class TemporalConv(nn.Module):
+    class TemporalConv(module_base):
         """K-P2-K-P2 over time, with ``edge_trim`` steps dropped before each convolution."""
 
         def __init__(self, c_in: int, dims: TeacherDims) -> None:
@@ -244,7 +245,7 @@ def _define(torch: Any) -> dict[str, type]:
                 x = block(x[:, :, trim : x.shape[2] - trim])
             return x
 
-    class TeacherModel(nn.Module):
+    class TeacherModel(module_base):
         def __init__(self, dims: TeacherDims) -> None:
             super().__init__()
             self.dims = dims
@@ -300,8 +301,9 @@ def _define(torch: Any) -> dict[str, type]:
             mask = torch.arange(frames.shape[1])[None] < lengths[:, None]
             x = frames[mask].permute(0, 3, 1, 2)  # (N, 3, H, W), valid frames only
             x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-            x = self.backbone.stem((x - self.mean) / self.std)
-            for number, stage in enumerate(self.backbone.stages, start=1):
+            backbone: Any = self.backbone
+            x = backbone.stem((x - self.mean) / self.std)
+            for number, stage in enumerate(backbone.stages, start=1):
                 x = stage(x)
                 if str(number) in self.correlations:
                     x = self.correlations[str(number)](x, lengths)

@@ -4,8 +4,10 @@
 ``--frames``), resizes the frames to the teacher's input size once (area averaging, on load) and
 keeps them in memory as uint8 (64 x 64 x 3 = 12 kB per frame). Training augmentation is cheap
 and spatial only, the same for every frame of a sequence (a random shift of up to
-``shift`` pixels and a brightness/contrast jitter), so the time axis, and with it the alignment
-to the student's outputs, never changes.
+``shift`` pixels, a brightness/contrast jitter, and a horizontal flip with probability
+``flip_p``, as CorrNet trains: the mirror image of a signer is a plausible left-handed signer,
+which matters for signer-independent splits), so the time axis, and with it the alignment to
+the student's outputs, never changes.
 """
 
 from __future__ import annotations
@@ -68,12 +70,17 @@ class VideoDataset:
         require_alignable: bool = True,
         shift: int = 0,
         jitter: float = 0.0,
+        flip_p: float = 0.0,
         seed: int = 0,
     ) -> None:
-        if shift < 0 or not 0.0 <= jitter < 1.0:
-            raise InputError(f"shift must be >= 0 and jitter in [0, 1), got {shift}, {jitter}")
+        if shift < 0 or not 0.0 <= jitter < 1.0 or not 0.0 <= flip_p <= 1.0:
+            raise InputError(
+                f"shift must be >= 0, jitter in [0, 1) and flip_p in [0, 1], got {shift}, "
+                f"{jitter}, {flip_p}"
+            )
         self.source, self.vocab, self.size = source, vocab, size
-        self.shift, self.jitter, self.seed, self.epoch = shift, jitter, seed, 0
+        self.shift, self.jitter, self.flip_p = shift, jitter, flip_p
+        self.seed, self.epoch = seed, 0
         self._frames: dict[int, np.ndarray] = {}
         samples = list(source.samples)[: max_samples or None]
         self.indices: list[int] = []
@@ -120,15 +127,19 @@ class VideoDataset:
     def __getitem__(self, position: int) -> VideoExample:
         entry = self.source.samples[self.indices[position]]
         frames = self.frames(position)
-        if self.shift or self.jitter:
+        if self.augmenting:
             rng = np.random.default_rng([self.seed, self.epoch, position])
             frames = self._augment(frames, rng)
         return VideoExample(entry.id, frames, self.targets[position], tuple(entry.glosses))
 
+    @property
+    def augmenting(self) -> bool:
+        return bool(self.shift or self.jitter or self.flip_p)
+
     def frame(self, position: int, t: int) -> np.ndarray:
         """Frame ``t`` of a sentence with that sentence's augmentation (cheap: one frame)."""
         frames = self.frames(position)[t : t + 1]
-        if self.shift or self.jitter:
+        if self.augmenting:
             frames = self._augment(frames, np.random.default_rng([self.seed, self.epoch, position]))
         return frames[0]
 
@@ -145,6 +156,8 @@ class VideoDataset:
             gain = 1.0 + rng.uniform(-self.jitter, self.jitter)
             offset = 255.0 * rng.uniform(-self.jitter, self.jitter) / 2
             frames = np.clip(frames.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+        if self.flip_p and rng.random() < self.flip_p:
+            frames = frames[:, :, ::-1]
         return np.ascontiguousarray(frames)
 
 

@@ -69,7 +69,7 @@ def load_backbone_weights(backbone: torch.nn.Module, source: str | Path | dict[s
             raise FormatError(path, "weights file does not exist") from None
         except Exception as err:
             raise FormatError(path, f"not a weights-only torch file ({err})") from None
-    state = {k: v for k, v in dict(source).items() if not k.startswith("fc.")}
+    state = {k: v for k, v in dict(source).items() if not k.startswith("fc.")}  # type: ignore[arg-type]
     own = backbone.state_dict()
     problems = [f"missing {k}" for k in own if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in own]
@@ -95,8 +95,9 @@ def _classes() -> dict[str, type]:
 
 def _define(torch: Any) -> dict[str, type]:
     nn = torch.nn
+    module_base: Any = nn.Module  # a runtime base class: type checkers see Any
 
-    class BasicBlock(nn.Module):
+    class BasicBlock(module_base):
         def __init__(self, c_in: int, c_out: int, stride: int) -> None:
             super().__init__()
             self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
@@ -104,7 +105,7 @@ def _define(torch: Any) -> dict[str, type]:
             self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
             self.bn2 = nn.BatchNorm2d(c_out)
             self.relu = nn.ReLU(inplace=True)
-            self.downsample: nn.Module | None = None
+            self.downsample: Any = None
             if stride != 1 or c_in != c_out:
                 self.downsample = nn.Sequential(
                     nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
@@ -116,13 +117,13 @@ def _define(torch: Any) -> dict[str, type]:
             out = self.bn2(self.conv2(out))
             return self.relu(out + identity)
 
-    class ResNet18(nn.Module):
+    class ResNet18(module_base):
         def __init__(self, channels: tuple[int, int, int, int], stem: str) -> None:
             super().__init__()
             self.channels = channels
             if stem == "imagenet":
                 self.conv1 = nn.Conv2d(3, channels[0], 7, 2, 3, bias=False)
-                self.maxpool: nn.Module = nn.MaxPool2d(3, 2, 1)
+                self.maxpool: Any = nn.MaxPool2d(3, 2, 1)
             else:
                 self.conv1 = nn.Conv2d(3, channels[0], 3, 2, 1, bias=False)
                 self.maxpool = nn.Identity()
@@ -137,7 +138,7 @@ def _define(torch: Any) -> dict[str, type]:
             self._init_weights()
 
         @property
-        def stages(self) -> list[nn.Module]:
+        def stages(self) -> list[Any]:
             return [self.layer1, self.layer2, self.layer3, self.layer4]
 
         def stem(self, x: torch.Tensor) -> torch.Tensor:

@@ -74,6 +74,7 @@ def video_dataset(
         require_alignable=train,
         shift=data.shift if train else 0,
         jitter=data.jitter if train else 0.0,
+        flip_p=data.flip_p if train else 0.0,
         seed=config.train.seed,
     )
 
@@ -89,7 +90,8 @@ def _setup(config: TeacherConfig) -> _Setup:
     dims = config.model.dims(len(vocab))
     model = build_teacher(dims)
     if config.model.backbone_weights:
-        load_backbone_weights(model.backbone, config.model.backbone_weights)
+        backbone: Any = model.backbone
+        load_backbone_weights(backbone, config.model.backbone_weights)
     train_set = video_dataset(root, config.data.train_split, vocab, dims, train=True, config=config)
     dev_set = video_dataset(root, config.data.dev_split, vocab, dims, train=False, config=config)
     return _Setup(vocab, model, train_set, dev_set, scoring_corpus(root, config.data.corpus))
