@@ -177,6 +177,27 @@ def test_gate_keeps_the_input_when_not_confident(trained) -> None:
     assert above.correct(noisy[0]).glosses == tuple(noisy[0])
 
 
+def test_gate_bounds_the_size_of_a_change(trained) -> None:
+    corrector, _, _, sentences = trained
+    noisy = [list(s[1:]) + [s[0]] for s in sentences[:20]]
+    ungated = corrector.correct_batch(noisy, gate=False, num_stages=1)
+    changed = [r for r in ungated if r.changed]
+    assert changed and all(r.stages[0].edit_rate > 0 for r in changed)
+    rate = changed[0].stages[0].edit_rate
+    tight = Corrector(
+        corrector.stages[:1], corrector.vocab, [GateConfig(max_edit_rate=rate - 1e-6)]
+    )
+    loose = Corrector(corrector.stages[:1], corrector.vocab, [GateConfig(max_edit_rate=rate)])
+    assert tight.correct(changed[0].input).glosses == changed[0].input
+    assert loose.correct(changed[0].input).glosses == changed[0].glosses
+    assert (
+        GateConfig.from_dict(GateConfig(0.5, 2.0, max_edit_rate=0.25).to_dict()).max_edit_rate
+        == 0.25
+    )
+    with pytest.raises(InputError, match="max_edit_rate"):
+        GateConfig(max_edit_rate=-1.0)
+
+
 def test_unknown_glosses_survive_correction(trained) -> None:
     corrector, _, _, sentences = trained
     sentence = list(sentences[3]) + ["GANZ-NEUES-WORT"]
@@ -340,6 +361,10 @@ def test_cli_train_corrector(shared_data, tmp_path, capsys) -> None:
     stored = load_checkpoint(out)["config"]["train"]
     assert stored["corpus"] == "phoenix2014" and stored["confusion_table"] == str(confusion)
     assert len(load_corrector(out).stages) == 1
+    retune = ["corrector", "--out", str(out), "--retune-gates", "--set", "train.gate_copies=2"]
+    assert _cli(cli, retune) == 0
+    assert "tuned again" in capsys.readouterr().out
+    assert load_checkpoint(out)["config"]["train"]["gate_copies"] == 2
     broken = tmp_path / "broken.json"
     broken.write_text("[1, 2]")
     argv[-1] = f"train.confusion_table={str(broken)!r}"

@@ -105,7 +105,8 @@ def load_corrector(path: str | Path) -> Corrector:
     """A ready-to-use :class:`Corrector` from a checkpoint file or model directory."""
     data = load_checkpoint(path)
     try:
-        dims = CorrectorDims.from_dict(data["dims"])
+        # Checkpoints written before copy attention existed were trained without it.
+        dims = CorrectorDims.from_dict({"copy_attention": False, **data["dims"]})
         vocab = CorrectorVocabulary.from_dict(data["vocabulary"])
         gates = [GateConfig.from_dict(g) for g in data["gates"]]
         if len(vocab) != dims.vocab_size:

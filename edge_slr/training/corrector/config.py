@@ -63,6 +63,7 @@ class TrainConfig:
     confusion_table: str = ""  # JSON {gloss: {confused gloss: count}} for substitutions ("": none)
     gate_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
     gate_max_harm: float = 0.0  # WER increase allowed at any gate level on held-out train
+    gate_copies: int = 3  # noisy copies of each held-out sentence per level (steadier gates)
 
     def __post_init__(self) -> None:
         if self.corpus not in TRAIN_CORPORA:
@@ -85,6 +86,7 @@ class TrainConfig:
             "eval_every": self.eval_every >= 1,
             "log_every": self.log_every >= 1,
             "gate_max_harm": self.gate_max_harm >= 0.0,
+            "gate_copies": self.gate_copies >= 1,
             "gate_levels": bool(self.gate_levels) and all(0 <= x <= 1 for x in self.gate_levels),
         }
         bad = [name for name, ok in checks.items() if not ok]

@@ -6,9 +6,12 @@ input only when the stage is confident about it, measured two ways on the stage'
 
 - ``confidence``: exp of the mean log-probability per token of the output (1 = certain);
 - ``margin``: log P(output | input) - log P(input | input), how much more likely the model finds
-  its correction than leaving the sentence as it is (in nats).
+  its correction than leaving the sentence as it is (in nats);
 
-Thresholds for both are tuned on held-out train sentences (``gate.tune_gate``), never on
+and the size of the change is bounded (``edit_rate``: edits per input gloss), so a confident but
+wholesale rewrite (an early ``<eos>``, a loop) never passes.
+
+All three limits are tuned on held-out train sentences (``gate.tune_gate``), never on
 dev/test. A stage whose output is rejected passes its input through unchanged.
 """
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
+from edge_slr.metrics import align
 from edge_slr.training.corrector.model import CorrectorDims
 from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
 
@@ -34,36 +38,54 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GateConfig:
-    """A stage's output is accepted when both thresholds are met (``enabled`` False: always).
+    """A stage's output is accepted when all three limits are met (``enabled`` False: always).
 
-    ``min_margin = inf`` rejects every change: the stage is switched off.
+    ``max_edit_rate`` bounds the edits (insertions, deletions, substitutions) relative to the
+    input length: the corrector may fix glosses but not rewrite a sentence (an early ``<eos>``
+    that drops half of it can come with a confident score). ``min_margin = inf`` rejects every
+    change: the stage is switched off.
     """
 
     min_confidence: float = 0.0
     min_margin: float = float("-inf")
     enabled: bool = True
+    max_edit_rate: float = float("inf")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise InputError(f"gate min_confidence must be in [0, 1], got {self.min_confidence}")
         if np.isnan(self.min_margin):
             raise InputError("gate min_margin must be a number or -inf, got NaN")
+        if not self.max_edit_rate >= 0.0:
+            raise InputError(f"gate max_edit_rate must be >= 0, got {self.max_edit_rate}")
 
-    def accepts(self, confidence: float, margin: float) -> bool:
-        return not self.enabled or (confidence >= self.min_confidence and margin >= self.min_margin)
+    def accepts(self, confidence: float, margin: float, edit_rate: float = 0.0) -> bool:
+        return not self.enabled or (
+            confidence >= self.min_confidence
+            and margin >= self.min_margin
+            and edit_rate <= self.max_edit_rate
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        # An infinite margin is kept as a string so that the description stays valid JSON.
-        margin = str(self.min_margin) if np.isinf(self.min_margin) else self.min_margin
+        # Infinite limits are kept as strings so that the description stays valid JSON.
+        def number(x: float) -> float | str:
+            return str(x) if np.isinf(x) else x
+
         return {
             "min_confidence": self.min_confidence,
-            "min_margin": margin,
+            "min_margin": number(self.min_margin),
+            "max_edit_rate": number(self.max_edit_rate),
             "enabled": self.enabled,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
-        return cls(float(data["min_confidence"]), float(data["min_margin"]), bool(data["enabled"]))
+        return cls(
+            float(data["min_confidence"]),
+            float(data["min_margin"]),
+            bool(data["enabled"]),
+            float(data.get("max_edit_rate", "inf")),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,7 @@ class StageResult:
     accepted: bool
     confidence: float
     margin: float
+    edit_rate: float
 
     @property
     def output(self) -> tuple[str, ...]:
@@ -104,6 +127,7 @@ class Correction:
                     "accepted": s.accepted,
                     "confidence": round(s.confidence, 6),
                     "margin": round(s.margin, 6),
+                    "edit_rate": round(s.edit_rate, 6),
                 }
                 for s in self.stages
             ],
@@ -234,13 +258,38 @@ def score_targets(
     return picked.sum(1).numpy().astype(np.float64), (~out_pad).sum(1).numpy()
 
 
+@dataclass(frozen=True)
+class StageOutput:
+    """One stage's proposals for a batch with the gate's three measures, one entry each."""
+
+    proposals: list[list[int]]
+    confidence: np.ndarray
+    margin: np.ndarray
+    edit_rate: np.ndarray
+
+    def accepted(self, gate: GateConfig) -> np.ndarray:
+        if not gate.enabled:
+            return np.ones(len(self.proposals), dtype=bool)
+        return (
+            (self.confidence >= gate.min_confidence)
+            & (self.margin >= gate.min_margin)
+            & (self.edit_rate <= gate.max_edit_rate)
+        )
+
+
+def edit_rate(source: Sequence[int], proposal: Sequence[int]) -> float:
+    """Edits turning ``source`` into ``proposal``, per source gloss."""
+    alignment = align([str(t) for t in source], [str(t) for t in proposal])
+    return alignment.errors / max(1, len(source))
+
+
 def run_stage(
     model: torch.nn.Module,
     sources: Sequence[Sequence[int]],
     vocab: CorrectorVocabulary,
     beam_size: int = 1,
-) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
-    """Proposals of one stage for a batch, with their confidence and margin (see module doc)."""
+) -> StageOutput:
+    """Proposals of one stage for a batch, with their confidence, margin and edit rate."""
     if beam_size == 1:
         proposals = greedy_decode(model, sources, vocab)
     else:
@@ -249,11 +298,9 @@ def run_stage(
     n = len(sources)
     confidence = np.exp(both_logp[:n] / both_len[:n])
     margin = both_logp[:n] - both_logp[n:]
-    same = np.array(
-        [list(p) == list(s) for p, s in zip(proposals, sources, strict=True)], dtype=bool
-    )
-    margin[same] = 0.0
-    return proposals, confidence, margin
+    rates = np.array([edit_rate(s, p) for s, p in zip(sources, proposals, strict=True)])
+    margin[rates == 0] = 0.0  # unchanged: nothing to decide
+    return StageOutput(proposals, confidence, margin, rates)
 
 
 class Corrector:
@@ -329,21 +376,22 @@ class Corrector:
             if not todo:
                 break
             sources = [current[i] for i in todo]
-            proposals, confidence, margin = run_stage(model, sources, self.vocab, beam_size)
+            out = run_stage(model, sources, self.vocab, beam_size)
+            accepted = out.accepted(gate_cfg if gate else GateConfig(enabled=False))
             for k, i in enumerate(todo):
-                accepted = (not gate) or gate_cfg.accepts(float(confidence[k]), float(margin[k]))
                 unknown = encoded[i][1]
                 history[i].append(
                     StageResult(
                         tuple(self.vocab.decode(sources[k], unknown)),
-                        tuple(self.vocab.decode(proposals[k], unknown)),
-                        accepted,
-                        float(confidence[k]),
-                        float(margin[k]),
+                        tuple(self.vocab.decode(out.proposals[k], unknown)),
+                        bool(accepted[k]),
+                        float(out.confidence[k]),
+                        float(out.margin[k]),
+                        float(out.edit_rate[k]),
                     )
                 )
-                if accepted:
-                    current[i] = proposals[k]
+                if accepted[k]:
+                    current[i] = out.proposals[k]
         return [
             Correction(
                 input=tuple(chunk[i]),

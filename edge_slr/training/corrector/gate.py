@@ -16,11 +16,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_slr.metrics import align, normalize_hypothesis
-from edge_slr.training.corrector.decode import GateConfig, run_stage
+from edge_slr.training.corrector.decode import GateConfig, StageOutput, run_stage
 from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
 
 if TYPE_CHECKING:
     import torch
+
+
+def run_batched(
+    model: torch.nn.Module, sources: Sequence[list[int]], vocab: CorrectorVocabulary
+) -> StageOutput:
+    """:func:`run_stage` over many sentences, 256 at a time."""
+    parts = [run_stage(model, sources[i : i + 256], vocab) for i in range(0, len(sources), 256)]
+    return StageOutput(
+        [p for part in parts for p in part.proposals],
+        np.concatenate([part.confidence for part in parts]),
+        np.concatenate([part.margin for part in parts]),
+        np.concatenate([part.edit_rate for part in parts]),
+    )
 
 
 def run_gated(
@@ -28,18 +41,13 @@ def run_gated(
     gate: GateConfig,
     sources: Sequence[list[int]],
     vocab: CorrectorVocabulary,
-    batch_size: int = 256,
 ) -> list[list[int]]:
     """A stage's gated outputs (its input where the gate rejects) for many sentences."""
-    outputs: list[list[int]] = []
-    for start in range(0, len(sources), batch_size):
-        chunk = sources[start : start + batch_size]
-        proposals, confidence, margin = run_stage(model, chunk, vocab)
-        outputs += [
-            p if gate.accepts(float(c), float(m)) else list(s)
-            for p, s, c, m in zip(proposals, chunk, confidence, margin, strict=True)
-        ]
-    return outputs
+    out = run_batched(model, sources, vocab)
+    return [
+        p if a else list(s)
+        for p, s, a in zip(out.proposals, sources, out.accepted(gate), strict=True)
+    ]
 
 
 def sentence_errors(reference: Sequence[str], hypothesis: Sequence[str], corpus: str) -> int:
@@ -54,11 +62,13 @@ class GateTuning:
     before: dict[float, float]  # level -> WER of the stage's inputs
     ungated: dict[float, float]  # level -> WER if every proposal were accepted
     after: dict[float, float]  # level -> WER with the chosen gate
-    outputs: list[list[int]]  # gated outputs, per level in order, for the next stage
+    outputs: list[list[list[int]]]  # gated outputs per level, in order, for the next stage
 
 
-# Candidate margins in nats; confidence candidates are quantiles of the observed confidences.
-MARGIN_GRID = (float("-inf"), -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+# Candidates, most conservative first (ties go to the more conservative gate). Margins are in
+# nats; confidence candidates are quantiles of the observed confidences.
+MARGIN_GRID = (24.0, 16.0, 12.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.0, -1.0, -2.0, float("-inf"))
+EDIT_RATE_GRID = (0.15, 0.25, 0.35, 0.5, 0.75, float("inf"))
 
 
 def tune_gate(
@@ -71,24 +81,21 @@ def tune_gate(
 ) -> GateTuning:
     """The gate minimising the mean held-out WER over the levels, harming none by > ``max_harm``.
 
-    ``inputs[level]`` are the stage's inputs for ``references`` at each noise level. Rejecting
-    everything (the stage switched off) is always allowed, so a feasible gate always exists.
+    ``inputs[level][i]`` is the stage's input for ``references[i]`` at that noise level.
+    Rejecting everything (the stage switched off) is always allowed, so a feasible gate exists.
     """
     levels = sorted(inputs)
     flat = [s for level in levels for s in inputs[level]]
-    proposals, confidence, margin = [], [], []
-    for start in range(0, len(flat), 256):
-        p, c, m = run_stage(model, flat[start : start + 256], vocab)
-        proposals += p
-        confidence.append(c)
-        margin.append(m)
-    conf, marg = np.concatenate(confidence), np.concatenate(margin)
+    out = run_batched(model, flat, vocab)
     refs = [r for _ in levels for r in references]
     e_in = np.array(
         [sentence_errors(r, vocab.decode(s), corpus) for r, s in zip(refs, flat, strict=True)]
     )
     e_out = np.array(
-        [sentence_errors(r, vocab.decode(p), corpus) for r, p in zip(refs, proposals, strict=True)]
+        [
+            sentence_errors(r, vocab.decode(p), corpus)
+            for r, p in zip(refs, out.proposals, strict=True)
+        ]
     )
     level_of = np.repeat(np.arange(len(levels)), len(references))
     words = sum(len(normalize_hypothesis(list(r), corpus)) for r in references)
@@ -98,24 +105,27 @@ def tune_gate(
 
     before = wer(e_in)
     best_gate, best_after = GateConfig(min_margin=float("inf")), before
-    conf_grid = np.unique(np.concatenate([[0.0], np.quantile(conf, np.linspace(0.0, 0.99, 34))]))
+    quantiles = np.quantile(out.confidence, np.linspace(0.0, 0.99, 34))
+    conf_grid = np.unique(np.concatenate([[0.0], quantiles]))[::-1]
     for c in conf_grid:
         for m in MARGIN_GRID:
-            after = wer(np.where((conf >= c) & (marg >= m), e_out, e_in))
-            if (
-                np.all(after <= before + max_harm + 1e-12)
-                and after.mean() < best_after.mean() - 1e-12
-            ):
-                best_gate, best_after = GateConfig(float(c), float(m)), after
-    accept = (conf >= best_gate.min_confidence) & (marg >= best_gate.min_margin)
-    outputs = [p if a else s for p, s, a in zip(proposals, flat, accept, strict=True)]
-    per_level = len(references)
+            for r in EDIT_RATE_GRID:
+                gate = GateConfig(float(c), float(m), max_edit_rate=r)
+                after = wer(np.where(out.accepted(gate), e_out, e_in))
+                if (
+                    np.all(after <= before + max_harm + 1e-12)
+                    and after.mean() < best_after.mean() - 1e-12
+                ):
+                    best_gate, best_after = gate, after
+    accept = out.accepted(best_gate)
+    outputs = [p if a else s for p, s, a in zip(out.proposals, flat, accept, strict=True)]
+    n = len(references)
     return GateTuning(
         gate=best_gate,
         before=dict(zip(levels, before.tolist(), strict=True)),
         ungated=dict(zip(levels, wer(e_out).tolist(), strict=True)),
         after=dict(zip(levels, best_after.tolist(), strict=True)),
-        outputs=[outputs[i : i + per_level] for i in range(0, len(outputs), per_level)],  # type: ignore[misc]
+        outputs=[outputs[i : i + n] for i in range(0, len(outputs), n)],
     )
 
 

@@ -339,20 +339,16 @@ def train_corrector(
         len(data.held),
         len(data.vocab),
     )
-    # Gate tuning inputs: held-out sentences at fixed noise levels; each stage gets the
-    # previous stage's gated outputs.
     heavy = data.noise(config.noise)
-    current = {
-        lv: [x for x, _ in fixed_pairs(data.held_ids, heavy, cfg.seed + 7, lv)]
-        for lv in cfg.gate_levels
-    }
+    current = gate_inputs(data, heavy, cfg)
     stages: list[torch.nn.Module] = []
     logs: list[StageLog] = []
     tunings: list[GateTuning] = []
     pool: list[Pair] = []
     for index in range(dims.stages):
         model, log = _train_one_stage(config, data, index, stages[-1] if stages else None, pool)
-        tuning = tune_gate(model, data.vocab, data.held, current, cfg.corpus, cfg.gate_max_harm)
+        held_refs = data.held * cfg.gate_copies
+        tuning = tune_gate(model, data.vocab, held_refs, current, cfg.corpus, cfg.gate_max_harm)
         logger.info("stage %d gate %s", index + 1, tuning.gate)
         stages.append(model)
         logs.append(log)
@@ -372,6 +368,52 @@ def train_corrector(
 
         save_corrector(out_dir, corrector, config.to_dict())
     return corrector, report
+
+
+def gate_inputs(
+    data: TrainData, noise: GlossNoise, cfg: TrainConfig
+) -> dict[float, list[list[int]]]:
+    """Held-out sentences at each gate level, ``gate_copies`` seeded noisy copies of each.
+
+    The first stage's gate is tuned on these; each later stage gets the previous stage's gated
+    outputs for them, exactly as it will at inference.
+    """
+    return {
+        level: [
+            x
+            for copy in range(cfg.gate_copies)
+            for x, _ in fixed_pairs(data.held_ids, noise, cfg.seed + 7 + 1000 * copy, level)
+        ]
+        for level in cfg.gate_levels
+    }
+
+
+def retune_gates(
+    corrector: Corrector,
+    config: CorrectorConfig,
+    sentences: Sequence[Sequence[str]] | None = None,
+) -> list[GateTuning]:
+    """Tune the gates of a trained corrector again (same held-out split), without training.
+
+    For gate rules added after a model was trained; ``corrector.gates`` is replaced.
+    """
+    cfg = config.train
+    data = TrainData.build(load_train_sentences(cfg) if sentences is None else sentences, cfg)
+    if data.vocab != corrector.vocab:
+        raise InputError(
+            f"the {cfg.corpus} train split gives another vocabulary than the model's "
+            f"({len(data.vocab)} vs {len(corrector.vocab)} tokens): wrong corpus or data?"
+        )
+    current = gate_inputs(data, data.noise(config.noise), cfg)
+    tunings = []
+    for model in corrector.stages:
+        held_refs = data.held * cfg.gate_copies
+        tuning = tune_gate(model, data.vocab, held_refs, current, cfg.corpus, cfg.gate_max_harm)
+        logger.info("retuned gate %s", tuning.gate)
+        tunings.append(tuning)
+        current = dict(zip(sorted(current), tuning.outputs, strict=True))
+    corrector.gates = [t.gate for t in tunings]
+    return tunings
 
 
 def _train_one_stage(
