@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edge-slr-installed
 EXTRAS ?= all,dev
 SHARED ?= ../shared/data
+DEMO_ARGS ?=
 
 .PHONY: venv demo test test-slow lint clean
 
@@ -20,13 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# the whole chain once (README Quickstart); e.g. make demo DEMO_ARGS="--targets openvino-int8,onnx,tflite"
 demo: $(STAMP)
-	$(BIN)/edge-slr info
-	@if [ -d "$(SHARED)" ]; then \
-	  $(BIN)/edge-slr data stats --corpus phoenix2014 --root $(SHARED)/phoenix2014 && \
-	  $(BIN)/edge-slr data stats --corpus phoenix2014t --root $(SHARED)/phoenix2014t && \
-	  $(BIN)/edge-slr data stats --corpus csl-daily --root $(SHARED)/csl-daily; \
-	else echo "($(SHARED) not found: corpus statistics skipped)"; fi
+	$(BIN)/edge-slr demo --shared $(SHARED) $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -462,32 +462,35 @@ def main() -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny data and model (CI)")
     parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)"
+    )
+    parser.add_argument(
         "--render", action="store_true", help="only rewrite the .md from the saved .json"
     )
     args = parser.parse_args()
     stem = "convert_speed_smoke" if args.smoke else "convert_speed"
     if args.render:
-        result = json.loads((RESULTS / f"{stem}.json").read_text())
-        (RESULTS / f"{stem}.md").write_text(to_markdown(result))
+        result = json.loads((args.results / f"{stem}.json").read_text())
+        (args.results / f"{stem}.md").write_text(to_markdown(result))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="convert-speed-") as temp:
         work = args.keep or Path(temp)
         if args.smoke:
-            from tests.test_convert import make_dataset, train_tiny_student
+            from tests.conftest import make_tiny_dataset, train_tiny_student
 
             args.rounds, args.per_round = 2, 2
             data = work / "data"
-            make_dataset(data)
-            checkpoint = train_tiny_student(data, data / "student.pt", steps=60)
+            make_tiny_dataset(data)
+            checkpoint = train_tiny_student(data, epochs=8)
         elif args.checkpoint is None or args.data is None:
             parser.error("--checkpoint and --data are required (or --smoke)")
         else:
             checkpoint, data = args.checkpoint, args.data
         result = run(checkpoint, data, work, args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / f"{stem}.md").write_text(to_markdown(result))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.results / f"{stem}.md").write_text(to_markdown(result))
     print(to_markdown(result))
     return 0
 

@@ -48,6 +48,7 @@ from edge_slr.training.corrector.noise import GlossNoise, NoiseConfig  # noqa: E
 from edge_slr.training.corrector.train import token_frequencies  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+DECODING = {"draft": False, "ungated": True}  # set by --decoding and --no-ungated
 LEVELS = (0.1, 0.2, 0.3, 0.4)
 SEED = 2014
 
@@ -120,7 +121,11 @@ def evaluate_split(corrector, noise, corpus, root, split, levels, beam):
         rows.append(row)
         print(
             f"  {corpus} {split} {target:.0%}: "
-            + ", ".join(f"{k} {100 * v:.2f}" for k, v in row.items() if k.startswith("wer_")),
+            + ", ".join(
+                f"{k} {100 * v:.2f}"
+                for k, v in row.items()
+                if k.startswith("wer_") and v is not None
+            ),
             flush=True,
         )
     return rows
@@ -131,17 +136,27 @@ def _correct(corrector, ids, hyps, refs, corpus, beam) -> dict:
         return score(dict(zip(ids, sentences, strict=True)), refs, corpus).wer
 
     start = time.perf_counter()
-    gated = corrector.correct_batch(hyps)
-    seconds = time.perf_counter() - start
-    ungated = corrector.correct_batch(hyps, gate=False)
+    if DECODING["draft"]:  # the same greedy corrections, fewer decoder calls (see draft.py)
+        from edge_slr.training.corrector.draft import DraftCorrector
+
+        draft = DraftCorrector.from_corrector(corrector)
+        gated = [draft.correct(s) for s in hyps]
+        seconds = time.perf_counter() - start
+        ungated = [draft.correct(s, gate=False) for s in hyps] if DECODING["ungated"] else None
+    else:
+        gated = corrector.correct_batch(hyps)
+        seconds = time.perf_counter() - start
+        ungated = corrector.correct_batch(hyps, gate=False)
     row = {
         "wer_before": wer(hyps),
         "wer_single": wer([r.stages[0].output if r.stages else r.glosses for r in gated]),
         "wer_dual": wer([r.glosses for r in gated]),
         "wer_single_ungated": wer(
             [r.stages[0].proposal if r.stages else r.glosses for r in ungated]
-        ),
-        "wer_dual_ungated": wer([r.glosses for r in ungated]),
+        )
+        if ungated is not None
+        else None,
+        "wer_dual_ungated": wer([r.glosses for r in ungated]) if ungated is not None else None,
         "changed": sum(r.changed for r in gated),
         "sentences": len(ids),
         "seconds_gated_batched": round(seconds, 2),
@@ -199,6 +214,12 @@ def markdown(report: dict) -> str:
             "stage 1 = the first stage alone with its gate; dual = both stages with their gates."
             if dual
             else "The single-stage model with its gate."
+        )
+        + (
+            " Greedy corrections by batch-1 draft decoding (the same as the batched decoding "
+            "up to float ties)."
+            if report.get("decoding") == "draft"
+            else ""
         ),
         "",
     ]
@@ -217,21 +238,24 @@ def markdown(report: dict) -> str:
     lines.append("| split | target | " + " | ".join(c for c, _ in columns) + " | changed |")
     lines.append("|---" * (len(columns) + 3) + "|")
     for r in report["rows"]:
-        cells = [f"{100 * r[key]:.2f}" for _, key in columns]
+        cells = [f"{100 * r[key]:.2f}" if r.get(key) is not None else "n/a" for _, key in columns]
         lines.append(
             f"| {r['split']} | {r['target']:.0%} | "
             + " | ".join(cells)
             + f" | {r['changed']}/{r['sentences']} |"
         )
     lat = report["latency"]
+    lines += ["", gates_line(report)] + (["", report["note"]] if report.get("note") else [])
     lines += [
         "",
         f"Do no harm (gated output never worse than before at 10-40%): **{report['no_harm']}**.",
         "",
-        f"Latency, torch {report['versions']['torch']} eager, batch 1, greedy, gates included, one "
+        f"Latency, torch {report['versions']['torch']} eager, batch 1 through `correct_batch` (the "
+        "training code's step-by-step greedy decoding), gates included, one "
         f"thread, {lat['sentences']} dev sentences of 10-30 glosses (mean {lat['glosses_mean']:.1f}) "
         "at 20% noise. CPU ms is the process CPU time (the machine was shared; wall time includes "
-        "waiting for a core):",
+        "waiting for a core). The faster draft decoding and the converted graphs: "
+        "corrector_speed.md.",
         "",
         "| model | wall ms median | wall ms p90 | CPU ms median | CPU ms p90 |",
         "|---|---|---|---|---|",
@@ -244,14 +268,40 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        f"Machine: {report['machine']['cpu_model']}, {report['machine']['usable_cpus']} CPUs, shared with other jobs while measured.",
+        f"Machine: {report['machine']['cpu_model']}, {report['machine']['usable_cpus']} CPUs, shared with other jobs while measured"
+        + (
+            f" (load average {report['loadavg_end'][0]:.1f} at the end)."
+            if "loadavg_end" in report
+            else "."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
 
+def gates_line(report: dict) -> str:
+    """The gates as tuned on held-out train sentences (a stage with margin inf is switched off)."""
+    parts = []
+    for i, g in enumerate(report["gates"], start=1):
+        if float(g["min_margin"]) == float("inf"):
+            parts.append(f"stage {i} switched off")
+        else:
+            parts.append(
+                f"stage {i}: confidence >= {float(g['min_confidence']):.3f}, margin >= "
+                f"{float(g['min_margin']):g} nats, edit rate <= {float(g['max_edit_rate']):g}"
+            )
+    train = report.get("config", {}).get("train", {})
+    gain = train.get("gate_min_gain", 0.0)
+    rule = (
+        f"; a stage must lower the mean held-out WER by >= {100 * gain:g} points to be used"
+        if gain
+        else ""
+    )
+    return "Gates (tuned on held-out train sentences" + rule + "): " + "; ".join(parts) + "."
+
+
 def compare(corpus: str) -> str:
     """Single vs dual (paper Table 5) from the result files already written for ``corpus``."""
-    name = f"corrector_{corpus.replace('-', '_')}"
+    name = f"corrector_{corpus}"
     found = {
         tag: json.loads((RESULTS / f"{name}{tag}.json").read_text())
         for tag in ("", "_single", "_nocopy")
@@ -309,7 +359,22 @@ def main() -> int:
     parser.add_argument("--latency-sentences", type=int, default=200)
     parser.add_argument("--data", type=Path, default=None, help="shared data folder")
     parser.add_argument("--tag", default="", help="suffix of the result file names")
+    parser.add_argument(
+        "--decoding",
+        choices=("batched", "draft"),
+        default="batched",
+        help="greedy decoding for the WER tables: the training code's batched decoding, or "
+        "batch-1 draft decoding (same corrections up to float ties; faster on a busy CPU)",
+    )
+    parser.add_argument("--note", default="", help="a sentence for the markdown (run history)")
+    parser.add_argument(
+        "--no-ungated",
+        action="store_true",
+        help="skip the no-gate columns (halves the time; with --decoding draft only)",
+    )
     args = parser.parse_args()
+    DECODING["draft"] = args.decoding == "draft"
+    DECODING["ungated"] = not args.no_ungated
     if args.compare:
         print(compare(args.compare))
         return 0
@@ -340,9 +405,12 @@ def main() -> int:
             "model": str(model_dir),
             "dims": raw["dims"],
             "gates": raw["gates"],
+            "config": raw["config"],
             "training": raw["metadata"]["training"],
             "versions": raw["versions"],
             "beam": args.beam,
+            "decoding": args.decoding,
+            "note": args.note,
             "rows": rows,
             "no_harm": all(
                 r["wer_dual"] <= r["wer_before"] and r["wer_single"] <= r["wer_before"]
@@ -352,8 +420,9 @@ def main() -> int:
             "eval_seconds": round(time.perf_counter() - start, 1),
             "latency": measure_latency(corrector, noise, dev, args.latency_sentences),
             "machine": machine_info().to_dict(),
+            "loadavg_end": list(os.getloadavg()),
         }
-        name = f"corrector_{corpus.replace('-', '_')}{args.tag}"
+        name = f"corrector_{corpus}{args.tag}"
         (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
         (RESULTS / f"{name}.md").write_text(markdown(report))
         print(markdown(report))

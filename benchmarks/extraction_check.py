@@ -9,6 +9,7 @@ a few option sets. Speed: decoding alone and decoding + Holistic, in ms per fram
 Results go to benchmarks/results/extraction_check.json and .md.
 
     python benchmarks/extraction_check.py [--repeats 3] [--data ../shared/data]
+    python benchmarks/extraction_check.py --smoke --results /tmp/out   # CI: a quick pass
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ VARIANTS = {
 }
 
 
-def agreement(data: Path) -> dict[str, dict]:
+def agreement(data: Path, variants: dict[str, HolisticOptions] = VARIANTS) -> dict[str, dict]:
     reference = load_landmarks(data / REFERENCE)
     out = {}
-    for name, options in VARIANTS.items():
+    for name, options in variants.items():
         with HolisticExtractor.create_from_options(options) as extractor:
             seq = extractor.extract_video(data / VIDEO)
         parts = compare_landmarks(seq, reference, PARTS)
@@ -62,10 +63,10 @@ def agreement(data: Path) -> dict[str, dict]:
     return out
 
 
-def speed(data: Path, repeats: int) -> dict[str, dict]:
+def speed(data: Path, repeats: int, clips: tuple[str, ...] = TIMED_CLIPS) -> dict[str, dict]:
     out = {}
     with HolisticExtractor.create_from_options(HolisticOptions()) as extractor:
-        for clip in TIMED_CLIPS:
+        for clip in clips:
             path = data / clip
             if not path.exists():
                 continue
@@ -121,8 +122,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir())
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS / "extraction_check")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results path without suffix (default: RESULTS/"
+        "extraction_check, extraction_check_smoke with --smoke)",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="default options, one repeat, one clip (CI)"
+    )
     args = parser.parse_args()
+    if args.out is None:
+        args.out = args.results / ("extraction_check_smoke" if args.smoke else "extraction_check")
+    variants = {"video (default)": VARIANTS["video (default)"]} if args.smoke else VARIANTS
     if args.data is None or not (args.data / VIDEO).exists():
         print(f"needs {VIDEO} and {REFERENCE} under --data (../shared/data)", file=sys.stderr)
         return 2
@@ -132,8 +148,9 @@ def main() -> int:
         "mediapipe": import_mediapipe().__version__,
         "machine": vars(machine_info()),
         "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-        "agreement": agreement(args.data),
-        "speed": speed(args.data, args.repeats),
+        "smoke": args.smoke,
+        "agreement": agreement(args.data, variants),
+        "speed": speed(args.data, 1, (VIDEO,)) if args.smoke else speed(args.data, args.repeats),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=list) + "\n")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from finished_runs import machine, train_or_reuse  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -53,19 +55,6 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 SMOKE_STUDENT = ["model.conv_channels=[16,16,32,32]", "model.lstm_hidden=16", "train.beam_width=2"]
 SMOKE_TEACHER = ["model.input_size=32", "model.width=0.125", "model.hidden=32",
                  "model.corr_stages=[3,4]", "train.beam_width=2"]  # fmt: skip
-
-
-def machine() -> str:
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    one, five, fifteen = os.getloadavg()  # the CPU is shared: say how busy it was
-    return f"{name}, {os.cpu_count()} cores, load {one:.1f}/{five:.1f}/{fifteen:.1f}"
 
 
 # -- cost: one harness for both models ------------------------------------------------------------
@@ -195,28 +184,20 @@ def teacher_scores(teacher: Path, data: Path, beam_width: int) -> dict:
     return out
 
 
-def run_variant(name: str, terms: tuple[str, ...], base: list[str], cache: Path | None,
-                runs: Path, config_file: Path | None) -> dict:  # fmt: skip
+def variant_config(name: str, terms: tuple[str, ...], base: list[str], cache: Path | None,
+                   runs: Path, config_file: Path | None) -> Any:  # fmt: skip
     from edge_slr.training.config import load_config
-    from edge_slr.training.train import train
 
     folder = runs / name.replace(" ", "_").replace("+", "and")
     switches = [f"distill.{t}={'true' if t in terms else 'false'}" for t in VARIANTS["all three"]]
     # Variants without teacher terms get no teacher at all (the config's is cleared).
     teacher = [f"distill.teacher={cache if {'conv_kd', 'lstm_kd'} & set(terms) else ''}"]
-    config = load_config(config_file, [*base, *switches, *teacher, f"train.out_dir={folder}"])
-    started = time.perf_counter()
-    result = train(config)
-    row = {
-        "variant": name,
-        "terms": list(terms),
-        "best_epoch": result.best_epoch,
-        "wall_s": time.perf_counter() - started,
-        "train_sequences_per_s": result.results.get("train_sequences_per_s"),
-    }
-    for split, key in (("dev", config.data.dev_split), ("test", config.data.test_split)):
-        if key in result.results:
-            row[split] = result.results[key]
+    return load_config(config_file, [*base, *switches, *teacher, f"train.out_dir={folder}"])
+
+
+def run_variant(name: str, terms: tuple[str, ...], config: Any) -> dict:
+    """Train one variant (or reuse its finished run); its row with dev/test WER and times."""
+    row = {**train_or_reuse(name, config), "terms": list(terms)}
     logging.info("%s: %s", name, row)
     return row
 
@@ -236,22 +217,25 @@ def to_markdown(report: dict) -> str:
         "WER of the best dev checkpoint, beam / greedy. SignSynth accuracy says nothing about "
         "real signing.",
         "",
-        "| variant | conv KD | BiLSTM KD | self KD | dev beam | dev greedy | test beam | test greedy | wall |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | conv KD | BiLSTM KD | self KD | dev beam | dev greedy | test beam | test greedy "
+        "| epochs (best) | wall | load at end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         marks = ["x" if t in row["terms"] else "" for t in VARIANTS["all three"]]
         lines.append(
             f"| {row['variant']} | {' | '.join(marks)} | {_percent(row.get('dev'), 'wer_beam')} | "
             f"{_percent(row.get('dev'), 'wer_greedy')} | {_percent(row.get('test'), 'wer_beam')} | "
-            f"{_percent(row.get('test'), 'wer_greedy')} | {row['wall_s'] / 60:.1f} min |"
+            f"{_percent(row.get('test'), 'wer_greedy')} | {row.get('epochs', meta['epochs'])} "
+            f"({row.get('best_epoch')}) | {row['wall_s'] / 60:.1f} min | "
+            f"{row.get('finished_load', '-')} |"
         )
     teacher = report.get("teacher_wer", {})
     if teacher:
         lines.append(
             f"| **teacher (video)** | | | | {_percent(teacher.get('dev'), 'wer_beam')} | "
             f"{_percent(teacher.get('dev'), 'wer_greedy')} | {_percent(teacher.get('test'), 'wer_beam')} | "
-            f"{_percent(teacher.get('test'), 'wer_greedy')} | |"
+            f"{_percent(teacher.get('test'), 'wer_greedy')} | {teacher.get('best_epoch')} | | |"
         )
     lines += [""] + [f"- {note}" for note in meta.get("notes", [])] if meta.get("notes") else []
     curve = teacher.get("curve")
@@ -382,7 +366,8 @@ def main() -> int:
                     teacher, data, student.data.train_split, cache_dir=runs / "teacher-cache",
                     batch_size=student.distill.cache_batch_size, progress=False,
                 ).path  # fmt: skip
-            report["rows"].append(run_variant(variant, terms, base, cache, runs, config_file))
+            config = variant_config(variant, terms, base, cache, runs, config_file)
+            report["rows"].append(run_variant(variant, terms, config))
             report = save(report, out_json, merge=not args.smoke)
         report = save(report, out_json, merge=not args.smoke)
         print(to_markdown(report))

@@ -11,6 +11,7 @@ train on a shared 2-core CPU in hours, so the benchmark uses a documented subset
 * the vocabulary of the selected train sentences (a dev/test gloss is always in it).
 
     python benchmarks/kd_data.py --out runs/kd-data --top-glosses 80 --max-train 600
+    python benchmarks/kd_data.py --smoke --out /tmp/kd-data-smoke     # CI: a tiny one
 
 The folder is an ordinary edge-slr dataset (edge_slr.data.dataset); ``dataset.json`` records the
 selection. Building is resumable: complete samples are not made again.
@@ -22,12 +23,14 @@ import argparse
 import logging
 import multiprocessing
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+DEFAULT_OUT = ROOT / "runs" / "kd-data"
 
 logger = logging.getLogger("kd_data")
 
@@ -150,17 +153,29 @@ def main() -> int:
     from edge_slr.paths import shared_data_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "kd-data")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="dataset folder (default: runs/kd-data; with --smoke a new temporary folder)",
+    )
     parser.add_argument("--corpus-root", type=Path, default=None)
     parser.add_argument("--top-glosses", type=int, default=80)
     parser.add_argument("--max-train", type=int, default=600)
     parser.add_argument("--max-eval", type=int, default=0)
     parser.add_argument("--frame-size", type=int, default=112)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--smoke", action="store_true", help="10 glosses, a few sentences, 32 x 32 frames (CI)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.top_glosses, args.max_train, args.max_eval, args.frame_size = 10, 8, 4, 32
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="kd-data-smoke-")) if args.smoke else DEFAULT_OUT
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     corpus_root = args.corpus_root or shared_data_dir() / "phoenix2014t"
-    build(
+    out = build(
         args.out,
         corpus_root=corpus_root,
         top_glosses=args.top_glosses,
@@ -169,6 +184,7 @@ def main() -> int:
         frame_size=args.frame_size,
         workers=args.workers,
     )
+    print(f"dataset in {out}")
     return 0
 
 

@@ -3,11 +3,13 @@
     python benchmarks/runtime_latency.py --model-dir models/ [--checkpoint student.pt]
     python benchmarks/runtime_latency.py --paper --calibration runs/signsynth-phoenix2014t \
         --out /tmp/paper-models        # convert a paper-size student to every target first
+    python benchmarks/runtime_latency.py --smoke --results /tmp/out   # CI: tiny, FP32 only
 
 For every model in the directory (and the torch checkpoint): batch 1, T = 100 and 200 frames,
 1 and 2 threads, median and p90 of ``--runs`` calls after ``--warmup`` calls. Then the Recognizer
 on the fastest FP32 and INT8 models: one 200-frame sequence end to end (features, model, CTC
-decoding) and the streaming cost per frame. Writes benchmarks/results/runtime_latency.{json,md}.
+decoding) and the streaming cost per frame. Writes benchmarks/results/runtime_latency.{json,md}
+(runtime_latency_smoke.* for --smoke; --results chooses the folder).
 ``--paper`` builds an untrained paper-size student (5.7 M parameters) with the dataset's
 vocabulary: latency does not depend on the weights, so INT8 verification is relaxed for it.
 """
@@ -19,6 +21,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,19 +31,39 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = ("onnx", "onnx-int8", "openvino", "openvino-int8", "tflite", "tflite-int8")
 
 
-def paper_checkpoint(calibration: Path, out: Path) -> Path:
-    from edge_slr.data.vocab import Vocabulary
+def untrained_checkpoint(path: Path, vocab, dims) -> Path:
     from edge_slr.landmarks.presets import get_preset
     from edge_slr.training.checkpoint import save_checkpoint
     from edge_slr.training.config import StudentConfig
-    from edge_slr.training.models import StudentDims, build_student
+    from edge_slr.training.models import build_student
 
-    vocab = Vocabulary.load(calibration / "vocabulary.json")
-    model = build_student(StudentDims.paper(len(vocab))).eval()
+    model = build_student(dims).eval()
     return save_checkpoint(
-        out / "paper-untrained.pt", model, vocabulary=vocab, preset=get_preset("kdmslrt92"),
+        path, model, vocabulary=vocab, preset=get_preset("kdmslrt92"),
         config=StudentConfig().to_dict(),
     )  # fmt: skip
+
+
+def paper_checkpoint(calibration: Path, out: Path) -> Path:
+    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.training.models import StudentDims
+
+    vocab = Vocabulary.load(calibration / "vocabulary.json")
+    return untrained_checkpoint(out / "paper-untrained.pt", vocab, StudentDims.paper(len(vocab)))
+
+
+def smoke_models(out: Path) -> Path:
+    """An untrained tiny student and its ONNX and OpenVINO FP32 conversions (CI: plumbing)."""
+    from edge_slr.converters import convert
+    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.training.models import StudentDims
+
+    vocab = Vocabulary.from_sentences([("RAIN", "SUN", "WIND")])
+    dims = StudentDims(num_classes=len(vocab), conv_channels=(16, 16, 32, 32), lstm_hidden=16)
+    checkpoint = untrained_checkpoint(out / "smoke-untrained.pt", vocab, dims)
+    for target in ("onnx", "openvino"):
+        convert(checkpoint, target, out)
+    return checkpoint
 
 
 def convert_all(checkpoint: Path, calibration: Path, out: Path, split: str) -> None:
@@ -123,14 +146,16 @@ def recognizer_rows(model_dir: Path, args: argparse.Namespace) -> list[dict]:
 
 
 def write(rows: list[dict], recognizer: list[dict], args: argparse.Namespace) -> None:
-    RESULTS.mkdir(exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = "runtime_latency_smoke" if args.smoke else "runtime_latency"
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
         "model_dir": str(args.model_dir),
         "runs": args.runs,
+        "smoke": args.smoke,
     }
-    (RESULTS / "runtime_latency.json").write_text(
+    (args.results / f"{stem}.json").write_text(
         json.dumps({**meta, "runtimes": rows, "recognizer": recognizer}, indent=1) + "\n"
     )
     lines = [f"# Runtime latency ({meta['machine']})", "",
@@ -142,7 +167,7 @@ def write(rows: list[dict], recognizer: list[dict], args: argparse.Namespace) ->
         lines.append(f"\nRecognizer {r['model']} on {r['runtime']}: 200 frames "
                      f"{r['sequence_200_frames']['median_ms']:.2f} ms median; streaming "
                      f"{r['stream_ms_per_frame']:.3f} ms per frame")  # fmt: skip
-    (RESULTS / "runtime_latency.md").write_text("\n".join(lines) + "\n")
+    (args.results / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -155,8 +180,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/edge-slr-paper-models"))
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="untrained tiny student, FP32 only, 3 runs (CI)"
+    )
     args = parser.parse_args()
-    if args.paper:
+    if args.smoke:
+        args.runs, args.warmup = 3, 1
+        args.model_dir = Path(tempfile.mkdtemp(prefix="runtime-latency-smoke-"))
+        args.checkpoint = smoke_models(args.model_dir)
+    elif args.paper:
         args.out.mkdir(parents=True, exist_ok=True)
         args.checkpoint = paper_checkpoint(args.calibration, args.out)
         convert_all(args.checkpoint, args.calibration, args.out, args.calibration_split)

@@ -1,16 +1,25 @@
 """Student ablations on a SignSynth dataset (augmentation recipe, temporal kernel size) and
 training throughput.
 
-    augmentation: none, each transform alone (p = 0.5), the paper's recipe (flip .5, rotation .3,
-                  fusion .2)
+    augmentation: none, each transform alone, the paper's recipe (flip .5, rotation .3, fusion
+                  .2); a transform of the recipe alone keeps its recipe probability (the rows
+                  split the recipe into its parts), the others get p = 0.5
     kernel size:  3 / 5 / 7 / 9 for all four Conv1d layers, with the paper's recipe (Table 6)
 
 Every variant trains the same config from the same seed and reports dev/test WER of its best
-checkpoint (greedy and beam), parameters, wall time and training throughput. Results go to
-benchmarks/results/student_ablation.{json,md} (student_ablation_smoke.* for --smoke).
+checkpoint (greedy and beam), parameters, epochs, wall time, training throughput and the load
+at its end. Results go to benchmarks/results/student_ablation_{augment,kernel}.{json,md}
+(student_ablation.* for --which all, student_ablation_smoke.* for --smoke); rows are saved
+after every variant and merged with the file's other rows, and a variant whose run folder holds
+a finished run of the same config is reused (benchmarks/finished_runs.py), so an interrupted
+run continues where it stopped and the kernel-5 and recipe rows can share one run.
 
     python benchmarks/student_ablation.py --data runs/signsynth-phoenix2014t --epochs 15
     python benchmarks/student_ablation.py --data DIR --which kernel --only kernel:3 kernel:9
+    # the KD subset of kd_ablation.py without KD (student_ablation_{kernel,augment}.md):
+    python benchmarks/student_ablation.py --data runs/kd-data --config configs/kd-student-subset.toml \
+        --set distill.conv_kd=false --set distill.lstm_kd=false --set distill.self_kd=false \
+        --set distill.teacher= --which kernel --runs runs/student-ablation-15ep
     python benchmarks/student_ablation.py --smoke        # tiny built-in data, 1 epoch (CI)
     python benchmarks/student_ablation.py --throughput   # train-step sequences/s, no data
 
@@ -31,11 +40,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see train.py
+
+from finished_runs import machine, train_or_reuse  # noqa: E402
 
 from edge_slr.training.augment import TRANSFORMS  # noqa: E402
 from edge_slr.training.config import StudentConfig, load_config  # noqa: E402
-from edge_slr.training.train import train  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PAPER = ["augment.flip_p=0.5", "augment.rotation_p=0.3", "augment.fusion_p=0.2"]
@@ -46,25 +57,14 @@ SMOKE = [
 ]  # fmt: skip
 
 
-def machine() -> str:
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    one, five, fifteen = os.getloadavg()  # the CPU is shared: say how busy it was
-    return f"{name}, {os.cpu_count()} cores, load {one:.1f}/{five:.1f}/{fifteen:.1f}"
-
-
 def variants(which: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if which in ("all", "augment"):
         out["aug:none"] = NONE
+        recipe = dict(item.split("=") for item in PAPER)
         for transform in TRANSFORMS:
-            out[f"aug:{transform}"] = NONE + [f"augment.{transform}_p=0.5"]
+            p = recipe.get(f"augment.{transform}_p", "0.5")
+            out[f"aug:{transform}"] = NONE + [f"augment.{transform}_p={p}"]
         out["aug:paper"] = NONE + PAPER
     if which in ("all", "kernel"):
         for kernel in (3, 5, 7, 9):
@@ -83,19 +83,8 @@ def make_smoke_data(folder: Path) -> Path:
 
 
 def run_variant(name: str, config: StudentConfig) -> dict:
-    """Train one variant; its row: best epoch, dev/test WER, parameters, throughput, wall time."""
-    started = time.perf_counter()
-    result = train(config)
-    row = {
-        "variant": name,
-        "best_epoch": result.best_epoch,
-        "wall_s": time.perf_counter() - started,
-        "parameters": result.results.get("parameters"),
-        "train_sequences_per_s": result.results.get("train_sequences_per_s"),
-    }
-    for split, key in (("dev", config.data.dev_split), ("test", config.data.test_split)):
-        if key in result.results:
-            row[split] = result.results[key]
+    """Train one variant (or reuse its finished run); its row."""
+    row = train_or_reuse(name, config)
     logging.info("%s: %s", name, row)
     return row
 
@@ -110,17 +99,22 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
         "# Student ablation on SignSynth",
         "",
         f"data `{meta['data']}`, {meta['epochs']} epochs, {meta['machine']}; "
-        "WER of the best dev checkpoint (beam / greedy).",
+        "WER of the best dev checkpoint (beam / greedy). Wall = training + final evaluation "
+        "(training only for a reused run).",
+        *([f"\n{meta['note']}"] if meta.get("note") else []),
         "",
-        "| variant | dev beam | dev greedy | test beam | test greedy | params | seq/s | wall |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | dev beam | dev greedy | test beam | test greedy | params | seq/s "
+        "| epochs (best) | wall | load at end |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['variant']} | {_percent(row, 'dev', 'wer_beam')} | "
             f"{_percent(row, 'dev', 'wer_greedy')} | {_percent(row, 'test', 'wer_beam')} | "
             f"{_percent(row, 'test', 'wer_greedy')} | {(row.get('parameters') or 0) / 1e6:.2f} M | "
-            f"{row.get('train_sequences_per_s') or 0:.1f} | {row['wall_s'] / 60:.1f} min |"
+            f"{row.get('train_sequences_per_s') or 0:.1f} | {row.get('epochs', meta['epochs'])} "
+            f"({row.get('best_epoch')}) | {row['wall_s'] / 60:.1f} min | "
+            f"{row.get('finished_load', '-')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -176,6 +170,7 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation")
     parser.add_argument("--smoke", action="store_true", help="tiny data, tiny model, 1 epoch")
     parser.add_argument("--throughput", action="store_true", help="only measure train steps/s")
+    parser.add_argument("--note", default="", help="a line for the report")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -200,7 +195,8 @@ def main() -> int:
         else:
             if args.data is None:
                 parser.error("--data is required (or --smoke / --throughput)")
-            data, runs, name = args.data, args.runs, "student_ablation"
+            suffix = "" if args.which == "all" else f"_{args.which}"
+            data, runs, name = args.data, args.runs, f"student_ablation{suffix}"
             base, config_file = [f"train.epochs={args.epochs}", "train.progress=false"], args.config
             picked = variants(args.which)
             if args.only:
@@ -211,19 +207,34 @@ def main() -> int:
         if args.max_eval_samples:
             base.append(f"data.max_eval_samples={args.max_eval_samples}")
         base_config = load_config(config_file, base + args.overrides)
-        rows = []
+        meta = {"data": str(data), "epochs": base_config.train.epochs, "machine": machine(),
+                "overrides": base + args.overrides, "config": base_config.to_dict(),
+                "note": args.note}  # fmt: skip
+        rows: list[dict] = []
         for variant, overrides in picked.items():
             out_dir = json.dumps(str(runs / variant.replace(":", "-")))
             row = run_variant(
                 variant, base_config.with_overrides(overrides + [f"train.out_dir={out_dir}"])
             )
             rows.append({**row, "overrides": overrides})
-        meta = {"data": str(data), "epochs": base_config.train.epochs, "machine": machine(),
-                "config": base_config.to_dict()}  # fmt: skip
-    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(to_markdown(rows, meta))
+            meta["machine"] = machine()
+            rows = save(RESULTS / f"{name}.json", rows, meta, merge=not args.smoke)
     print(to_markdown(rows, meta))
     return 0
+
+
+def save(path: Path, rows: list[dict], meta: dict, *, merge: bool) -> list[dict]:
+    """Write JSON + Markdown; with ``merge`` the file's rows of other variants are kept (a run
+    with --only adds its rows to the table), ordered as variants("all") lists them."""
+    if merge and path.exists():
+        ours = {row["variant"] for row in rows}
+        on_disk = json.loads(path.read_text()).get("rows", [])
+        rows = rows + [row for row in on_disk if row["variant"] not in ours]
+    order = list(variants("all"))
+    rows.sort(key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    path.with_suffix(".md").write_text(to_markdown(rows, meta))
+    return rows
 
 
 if __name__ == "__main__":

@@ -79,6 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--smoke", action="store_true", help="a few sentences, for CI")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)"
+    )
     args = parser.parse_args()
     count = 6 if args.smoke else args.sentences
     source, sentences, durations = sentences_and_durations(count + 3)
@@ -111,10 +114,10 @@ def main() -> None:
         )
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     name = "synth_speed_smoke" if args.smoke else "synth_speed"
-    (RESULTS / f"{name}.md").write_text(text + "\n", encoding="utf-8")
-    (RESULTS / f"{name}.json").write_text(
+    (args.results / f"{name}.md").write_text(text + "\n", encoding="utf-8")
+    (args.results / f"{name}.json").write_text(
         json.dumps({"source": source, "machine": machine, "rows": rows}, indent=1) + "\n",
         encoding="utf-8",
     )

@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument("--signers", type=int, default=8)
     parser.add_argument("--difficulty", default="default")
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI (few sentences)")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.smoke:
@@ -186,14 +189,14 @@ def main() -> None:
     synth, samples = synth_stats(args.sentences, args.signers, args.difficulty)
     text = table(real, synth, files, len(samples))
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     name = "synth_vs_real_smoke" if args.smoke else "synth_vs_real"
-    (RESULTS / f"{name}.md").write_text(
+    (args.results / f"{name}.md").write_text(
         f"# SignSynth vs real MediaPipe recordings ({args.difficulty} difficulty)\n\n{text}\n",
         encoding="utf-8",
     )
-    plot(real, synth, RESULTS / f"{name}.png")
-    print(f"wrote {RESULTS / name}.md and .png")
+    plot(real, synth, args.results / f"{name}.png")
+    print(f"wrote {args.results / name}.md and .png")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ needs to feed it and to trust it, without the checkpoint or the training code::
     temporal                 stride, receptive field, minimum input length and the output-length
                              rule, so a runtime can size buffers and reject short inputs
     precision                weights/activations precision and what stayed FP32
+    fps                      (students, optional) the frame rate the model was trained at;
+                             sidecars written before it existed read as DEFAULT_FPS (25, the
+                             PHOENIX rate): :attr:`ModelDescription.frame_rate`
     source                   checkpoint file name, sha256, epoch, training metrics
     calibration, verification, options, details (engine ops, ...), versions
 
@@ -40,6 +43,9 @@ SIDECAR_SUFFIX = ".json"
 KINDS = ("student", "corrector")
 OUTPUT_KINDS = ("logits", "log_probs")
 PRECISIONS = ("fp32", "fp16", "int8")
+# The frame rate of a student whose sidecar does not record one (written before the field
+# existed): RWTH-PHOENIX-Weather and SignSynth are 25 fps.
+DEFAULT_FPS = 25.0
 _HASH_CHUNK = 1 << 20
 
 
@@ -180,6 +186,7 @@ class ModelDescription:
     options: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    fps: float | None = None  # training frame rate (students); None: unknown, see frame_rate
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -193,6 +200,11 @@ class ModelDescription:
             raise InputError("a model description needs at least one graph")
         if self.kind == "student" and (self.preset is None or self.temporal is None):
             raise InputError("a student description needs its landmark preset and temporal spec")
+        if self.fps is not None:
+            fps = self.fps
+            if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
+                raise InputError(f"fps must be a frame rate in (0, 1000] or null, got {fps!r}")
+            object.__setattr__(self, "fps", float(fps))
 
     # -- convenience for runtimes ----------------------------------------------------------
     @property
@@ -214,6 +226,11 @@ class ModelDescription:
     @property
     def feature_dim(self) -> int:
         return int(self.input.shape[-1])
+
+    @property
+    def frame_rate(self) -> float:
+        """The frame rate the model expects: the recorded ``fps``, else :data:`DEFAULT_FPS`."""
+        return self.fps if self.fps is not None else DEFAULT_FPS
 
     def output_length(self, num_frames: int) -> int:
         if self.temporal is None:
@@ -328,6 +345,7 @@ def _parse(data: Any) -> ModelDescription:
         options=_typed(data, "options", dict),
         details=_typed(data, "details", dict),
         versions=_typed(data, "versions", dict),
+        fps=data.get("fps"),
     )
 
 

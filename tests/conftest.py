@@ -1,9 +1,16 @@
-"""Shared fixtures. Tests that need ../shared/data skip with a clear reason when it is absent."""
+"""Shared fixtures. Tests that need ../shared/data skip with a clear reason when it is absent.
+
+``tiny_student`` (and :func:`build_tiny_student` for modules loaded by path) is the one tiny
+student trained for real per test session, shared by the conversion, runtime and recognizer tests.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_slr.paths import shared_data_dir
@@ -24,3 +31,87 @@ def shared_file(shared: Path, relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{relative} is absent from {shared}")
     return path
+
+
+# -- the tiny trained student (test_convert, test_runtimes, test_recognizer, test_device_install) --
+
+TINY_GLOSSES = ("RAIN", "SUN", "WIND", "SNOW", "NORTH", "SOUTH")
+TINY_SPLITS = (("train", 64), ("dev", 24))
+TINY_DEV_SENTENCES = dict(TINY_SPLITS)["dev"]
+TINY_EPOCHS = 20
+
+
+@dataclass(frozen=True)
+class TinyStudent:
+    data: Path  # landmark dataset (train/dev splits)
+    checkpoint: Path  # the student trained on it by edge_slr.training.train
+
+
+def make_tiny_dataset(root: Path, seed: int = 0) -> None:
+    """A small SignSynth dataset: 6 glosses, sentences of 2-3 of them, 4 signers per split."""
+    from edge_slr.data.dataset import DatasetWriter, IndexEntry
+    from edge_slr.data.synth.generate import SignSynth
+    from edge_slr.data.vocab import Vocabulary
+
+    rng = np.random.default_rng(seed)
+    synth = SignSynth(seed=seed)
+    vocab = Vocabulary.from_sentences([TINY_GLOSSES])
+    writer = DatasetWriter(root, {"name": "tiny-test", "generator": {"corpus": "builtin"}}, vocab)
+    for split, count in TINY_SPLITS:
+        writer.start_split(split)
+        entries = []
+        for i in range(count):
+            size = int(rng.integers(2, 4))
+            glosses = tuple(rng.choice(TINY_GLOSSES, size=size, replace=False))
+            signer = synth.signer(split, i % 4)
+            sample_id = f"{split}-{i:03d}"
+            sample = synth.synthesize(glosses, signer, sample_id=sample_id)
+            writer.write_sample(split, sample_id, sample.landmarks)
+            entries.append(IndexEntry(sample_id, signer.id, sample.landmarks.num_frames, glosses))
+        writer.finish_split(split, entries, {})
+
+
+def train_tiny_student(root: Path, epochs: int = TINY_EPOCHS) -> Path:
+    """Train a tiny student (about 20 % dev WER: decodes are non-trivial); its best checkpoint."""
+    from edge_slr.training.config import load_config
+    from edge_slr.training.train import train
+
+    overrides = [
+        f"data.root={json.dumps(str(root))}",
+        'data.test_split=""',
+        "model.conv_channels=[32,32,64,64]",
+        "model.lstm_hidden=32",
+        "model.dropout=0.0",
+        "augment.flip_p=0.0",
+        "augment.rotation_p=0.0",
+        "augment.fusion_p=0.0",
+        "train.batch_size=8",
+        "train.lr=8e-3",
+        f"train.epochs={epochs}",
+        "train.eval_every=5",
+        "train.beam_width=0",
+        "train.num_threads=1",
+        "train.progress=false",
+        f"train.out_dir={json.dumps(str(root / 'run'))}",
+    ]
+    return train(load_config(None, overrides)).best_checkpoint
+
+
+def build_tiny_student(base: Path) -> TinyStudent:
+    """Build the tiny student once per test session (the result stays in ``base``)."""
+    root = base / "tiny-student"
+    student = TinyStudent(root / "data", root / "data" / "run" / "best.pt")
+    if (root / "done").exists():
+        return student
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)  # two threads on a shared 2-core machine stall in OpenMP barriers
+    make_tiny_dataset(student.data)
+    assert train_tiny_student(student.data) == student.checkpoint
+    (root / "done").touch()
+    return student
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory: pytest.TempPathFactory) -> TinyStudent:
+    """A tiny student trained for real on a tiny SignSynth dataset (skips without torch)."""
+    return build_tiny_student(tmp_path_factory.getbasetemp())

@@ -291,6 +291,12 @@ def test_config_overrides_and_errors(tmp_path) -> None:
         load_config(None, ["train.epochs=3"])
     with pytest.raises(InputError, match="corpus"):
         load_config(None, ["train.corpus=wsj"])
+    bounded = load_config(None, ["train.stage2_pool_sentences=500", "train.gate_min_gain=0.001"])
+    assert bounded.train.stage2_pool_sentences == 500 and bounded.train.gate_min_gain == 0.001
+    with pytest.raises(InputError, match="gate_min_gain=-0.1"):
+        load_config(None, ["train.gate_min_gain=-0.1"])
+    with pytest.raises(InputError, match="stage2_pool_sentences=-1"):
+        load_config(None, ["train.stage2_pool_sentences=-1"])
     broken = tmp_path / "broken.toml"
     broken.write_text("[train\n")
     with pytest.raises(FormatError, match="broken.toml"):
@@ -429,3 +435,24 @@ def test_stage_exports_with_the_dynamo_onnx_exporter(tmp_path) -> None:
         got = dec.run(None, {names[0]: tgt.numpy(), names[1]: got_mem, names[2]: src.numpy()})[0]
         assert np.abs(got_mem - want_mem.numpy()).max() < 1e-4
         assert np.abs(got - want.numpy()).max() < 1e-4
+
+
+def test_gate_tuning_switches_off_a_stage_whose_gain_is_noise(trained) -> None:
+    from edge_slr.training.corrector.decode import run_stage
+    from edge_slr.training.corrector.gate import run_batched, tune_gate
+
+    corrector, _, _, sentences = trained
+    model, vocab = corrector.stages[0], corrector.vocab
+    refs = [tuple(s) for s in sentences[:30]]
+    clean = [vocab.encode(list(s))[0] for s in refs]
+    inputs = {0.0: clean, 0.3: [ids[1:] + ids[:1] for ids in clean]}  # rotated: to be fixed
+    # batches are cut from length-sorted sentences, results come back in input order
+    mixed = inputs[0.3][::-1]
+    assert run_batched(model, mixed, vocab).proposals == run_stage(model, mixed, vocab).proposals
+    usual = tune_gate(model, vocab, refs, inputs, "phoenix2014t", 0.0)
+    gain = np.mean(list(usual.before.values())) - np.mean(list(usual.after.values()))
+    strict = tune_gate(model, vocab, refs, inputs, "phoenix2014t", 0.0, min_gain=gain + 1e-3)
+    assert strict.gate.min_margin == float("inf") and strict.after == strict.before
+    if gain > 0:  # a gain at least min_gain keeps the usual gate
+        kept = tune_gate(model, vocab, refs, inputs, "phoenix2014t", 0.0, min_gain=gain / 2)
+        assert kept.gate == usual.gate

@@ -46,6 +46,12 @@ RUN = """
         with Recognizer.create_from_model_dir(model_dir, runtime=runtime) as recognizer:
             result = recognizer.recognize_landmarks(load_landmarks(landmark_file))
             out["results"][runtime] = list(result.recognized)
+    if len(sys.argv) > 4:  # the same recogniser with a converted (ONNX) corrector
+        out["corrected"] = {}
+        for runtime in ("openvino", "onnxruntime", "litert"):
+            with Recognizer.create_from_model_dir(sys.argv[4], runtime=runtime) as recognizer:
+                result = recognizer.recognize_landmarks(load_landmarks(landmark_file))
+                out["corrected"][runtime] = [list(result.recognized), list(result.corrected)]
     try:
         Recognizer.create_from_model_dir(checkpoint)  # the torch reference
     except Exception as err:
@@ -79,6 +85,7 @@ def test_device_install_runs_the_recognizer_without_torch(
     save_landmarks(landmarks, item.landmarks)
     with Recognizer.create_from_model_dir(models.checkpoint) as reference:
         expected = list(reference.recognize_landmarks(item.landmarks).recognized)
+    corrected_dir, corrected = _with_converted_corrector(tmp_path_factory, models, expected)
 
     started = time.perf_counter()
     venv = tmp_path / "device"
@@ -89,11 +96,8 @@ def test_device_install_runs_the_recognizer_without_torch(
     run(*pip, ROOT)
     install_seconds = time.perf_counter() - started
     code = textwrap.dedent(RUN).replace("HEAVY", repr(HEAVY))
-    out = json.loads(
-        run(python, "-c", code, models.model_dir, landmarks, models.checkpoint).stdout.splitlines()[
-            -1
-        ]
-    )
+    argv = (models.model_dir, landmarks, models.checkpoint, *corrected_dir)
+    out = json.loads(run(python, "-c", code, *argv).stdout.splitlines()[-1])
 
     record_property("device_install_seconds", round(install_seconds, 1))
     record_property("device_first_run_seconds", round(out["seconds"], 2))
@@ -102,6 +106,43 @@ def test_device_install_runs_the_recognizer_without_torch(
     assert out["heavy"] == []
     assert sorted(out["available"]) == ["litert", "onnxruntime", "openvino"]
     assert out["results"] == {name: expected for name in ("openvino", "onnxruntime", "litert")}
+    if corrected is not None:  # corrections without torch: the torch corrector's
+        assert out["corrected"] == {n: [expected, corrected] for n in out["results"]}
     assert (
         "MissingDependencyError" in out["torch_error"] and "edge-slr[train]" in out["torch_error"]
     )
+    # `edge-slr benchmark` runs there too: every row measured (each in a fresh process of the
+    # device venv), WER included, and --plot names the extra that brings matplotlib.
+    bench = tmp_path / "benchmark.json"
+    command = (python, "-m", "edge_slr", "benchmark", models.model_dir, "--lengths", "32",
+               "--runs", "2", "--data", models.data, "--split", "dev", "--max-sentences", "2")  # fmt: skip
+    run(*command, "--json", bench)
+    rows = json.loads(bench.read_text())["rows"]
+    assert {r["runtime"] for r in rows} == {"openvino", "onnxruntime", "litert"}
+    assert all(r["status"] == "ok" and r["wer"] is not None for r in rows), rows
+    plot = subprocess.run([str(c) for c in (*command, "--plot", tmp_path / "b.png")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert plot.returncode == 2 and "edge-slr[train]" in plot.stderr
+
+
+def _with_converted_corrector(factory, models, expected: list) -> tuple[tuple, list | None]:
+    """(a model directory with the recogniser and a converted ONNX corrector, the torch
+    corrector's correction of ``expected``); nothing without ../shared/data."""
+    import shutil
+
+    from edge_slr.paths import shared_data_dir
+    from edge_slr.training.corrector import load_corrector
+
+    shared = shared_data_dir()
+    if shared is None:
+        return (), None
+    spec = importlib.util.spec_from_file_location(
+        "_corrector_models", Path(__file__).with_name("test_recognizer_corrector.py")
+    )
+    module = sys.modules.setdefault("_corrector_models", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    corrector_dir = module.build_corrector(factory.getbasetemp(), shared)
+    out = factory.mktemp("device-with-corrector")
+    for path in [*models.model_dir.iterdir(), *corrector_dir.glob("corrector*.onnx*")]:
+        shutil.copy(path, out / path.name)
+    return (out,), list(load_corrector(corrector_dir / "corrector").correct(expected).glosses)

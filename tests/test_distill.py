@@ -139,6 +139,13 @@ def student_and_batch():
     return model, features, lengths, ["a", "b"]
 
 
+ONE_GLOSS = {"a": 1, "b": 1}  # gloss counts that leave the terms unscaled
+
+
+def make_distiller(config: DistillConfig, teacher=None, counts=ONE_GLOSS) -> Distiller:
+    return Distiller(config, teacher, gloss_counts=counts)
+
+
 def teacher_from(out, scale: float = 1.0, shift: int = 0) -> dict[str, TeacherLogits]:
     """Teacher outputs made from a student output (optionally changed)."""
     table = {}
@@ -162,16 +169,16 @@ def test_distiller_terms_follow_the_switches(student_and_batch) -> None:
     }
     for (conv, lstm, self_), expected in combos.items():
         config = DistillConfig(teacher="t", conv_kd=conv, lstm_kd=lstm, self_kd=self_)
-        terms = Distiller(config, teacher).losses(out, ids)
+        terms = make_distiller(config, teacher).losses(out, ids)
         assert set(terms) == expected
     # The teacher *is* the student here: teacher terms vanish, self-KD does not.
-    terms = Distiller(DistillConfig.paper("t"), teacher).losses(out, ids)
+    terms = make_distiller(DistillConfig.paper("t"), teacher).losses(out, ids)
     assert float(terms["conv_kd"].detach()) == pytest.approx(0.0, abs=1e-4)
     assert float(terms["lstm_kd"].detach()) == pytest.approx(0.0, abs=1e-4)
     assert float(terms["self_kd"].detach()) > 0
-    other = Distiller(DistillConfig.paper("t"), teacher_from(out, scale=-1.0)).losses(out, ids)
+    other = make_distiller(DistillConfig.paper("t"), teacher_from(out, scale=-1.0)).losses(out, ids)
     assert float(other["conv_kd"].detach()) > 0.01 and float(other["lstm_kd"].detach()) > 0.01
-    weighted = Distiller(DistillConfig.paper("t", lstm_kd_weight=2.0), teacher).weighted(other)
+    weighted = make_distiller(DistillConfig.paper("t", lstm_kd_weight=2.0), teacher).weighted(other)
     expected = 25.0 * other["conv_kd"] + 2.0 * other["lstm_kd"] + 25.0 * other["self_kd"]
     assert float(weighted.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
 
@@ -180,7 +187,7 @@ def test_distiller_gradients_and_self_kd_target_is_detached(student_and_batch) -
     model, features, lengths, ids = student_and_batch
     model.train()
     out = model(features, lengths)
-    terms = Distiller(DistillConfig(self_kd=True)).losses(out, ids)
+    terms = make_distiller(DistillConfig(self_kd=True)).losses(out, ids)
     terms["self_kd"].backward()
     # Only the conv head learns from self-KD: the BiLSTM (the target side) gets no gradient.
     assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in model.lstm.parameters())
@@ -197,19 +204,21 @@ def test_distiller_length_mismatch_handling(student_and_batch, caplog) -> None:
             np.concatenate([entry.seq, entry.seq[-3:]]),
         )
     with caplog.at_level(logging.WARNING, logger="edge_slr.training.distill"):
-        distiller = Distiller(DistillConfig.paper("t"), longer)
+        distiller = make_distiller(DistillConfig.paper("t"), longer)
         terms = distiller.losses(out, ids)
     assert all(torch.isfinite(v) for v in terms.values())
     assert distiller.pop_stats() == {"samples": 2, "mismatched": 2}
     assert "teacher has" in caplog.text and "resampling" in caplog.text
-    cropped = Distiller(DistillConfig.paper("t", length_policy="crop"), longer).losses(out, ids)
+    cropped = make_distiller(DistillConfig.paper("t", length_policy="crop"), longer).losses(
+        out, ids
+    )
     assert float(cropped["lstm_kd"].detach()) == pytest.approx(
         0.0, abs=1e-4
     )  # the same first steps
     with pytest.raises(InputError, match="length_policy 'error'"):
-        Distiller(DistillConfig.paper("t", length_policy="error"), longer).losses(out, ids)
+        make_distiller(DistillConfig.paper("t", length_policy="error"), longer).losses(out, ids)
     off_by_one = teacher_from(out, shift=-1)
-    tolerant = Distiller(DistillConfig.paper("t"), off_by_one)
+    tolerant = make_distiller(DistillConfig.paper("t"), off_by_one)
     tolerant.losses(out, ids)
     assert tolerant.pop_stats()["mismatched"] == 0  # within max_length_mismatch
 
@@ -218,11 +227,41 @@ def test_distiller_errors(student_and_batch) -> None:
     model, features, lengths, ids = student_and_batch
     out = model(features, lengths)
     with pytest.raises(InputError, match="no teacher outputs"):
-        Distiller(DistillConfig.paper("t"))
+        make_distiller(DistillConfig.paper("t"))
     with pytest.raises(InputError, match="no sample 'b'"):
-        Distiller(DistillConfig.paper("t"), {"a": teacher_from(out)["a"]}).losses(out, ids)
+        make_distiller(DistillConfig.paper("t"), {"a": teacher_from(out)["a"]}).losses(out, ids)
     with pytest.raises(InputError, match="output lengths"):
-        Distiller(DistillConfig(self_kd=True)).losses(model(features), ids)
+        make_distiller(DistillConfig(self_kd=True)).losses(model(features), ids)
+
+
+def test_kd_weight_is_relative_to_a_per_sentence_ctc(student_and_batch) -> None:
+    """The paper's CTC:KD = 1:25 (VAC, CorrNet) is against CTCLoss(reduction='none').mean(), the
+    sentence NLL; the loop's CTC is per gloss (reduction='mean'). Loop CTC + weighted KD must be
+    VAC's loss / L, else KD is L times too heavy (the bug that made self-KD starve CTC)."""
+    model, features, lengths, ids = student_and_batch
+    model.train()
+    out = model(features, lengths)
+    glosses = 4
+    targets = torch.tensor([1, 2, 3, 4, 2, 3, 4, 5])
+    target_lengths = torch.tensor([glosses, glosses])
+    log_probs = out.logits.log_softmax(-1).transpose(0, 1)
+    args = (log_probs, targets, out.lengths, target_lengths)
+    loop_ctc = torch.nn.functional.ctc_loss(*args, reduction="mean", zero_infinity=True)
+    vac_ctc = torch.nn.functional.ctc_loss(*args, reduction="none", zero_infinity=True).mean()
+    assert float(vac_ctc.detach()) == pytest.approx(glosses * float(loop_ctc.detach()), rel=1e-5)
+    config = DistillConfig(self_kd=True)
+    kd = make_distiller(config, counts={"a": glosses, "b": glosses})
+    ours = loop_ctc + kd.weighted(kd.losses(out, ids))
+    vac_kd = 25.0 * kd_kl(out.aux_logits, out.logits, out.lengths, temperature=8.0)
+    assert float(ours.detach()) == pytest.approx(
+        float((vac_ctc + vac_kd).detach()) / glosses, rel=1e-5
+    )
+    raw = Distiller(DistillConfig(self_kd=True, per_gloss_units=False)).losses(out, ids)
+    assert float(raw["self_kd"].detach()) == pytest.approx(float(vac_kd.detach()) / 25.0, rel=1e-5)
+    with pytest.raises(InputError, match="gloss count"):
+        Distiller(config)
+    with pytest.raises(InputError, match="no gloss count for sample 'b'"):
+        make_distiller(config, counts={"a": 2}).losses(out, ids)
 
 
 # -- the student's training loop with a teacher -------------------------------------------------

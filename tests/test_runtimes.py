@@ -1,8 +1,8 @@
 """Runtimes: registry, engine choice, input checks, and parity with the torch FP32 reference.
 
-A session fixture synthesises a small SignSynth dataset (6 glosses, 64 training and 24 dev
-sentences), trains a tiny student on it with ``edge_slr.training.train`` (about 20 % dev WER, so
-decodes are non-trivial) and converts it with ``edge_slr.converters.convert``. Every runtime then
+The session's tiny student (tests/conftest.py: a small SignSynth dataset of 6 glosses, 64 training
+and 24 dev sentences, trained with ``edge_slr.training.train``; about 20 % dev WER, so decodes are
+non-trivial) is converted once with ``edge_slr.converters.convert``. Every runtime then
 runs the converted files and is compared with the checkpoint run in PyTorch:
 FP32 logits within 1e-3; INT8 (slow tests) the same decoded glosses.
 test_recognizer.py reuses the same models (:func:`trained_models`).
@@ -10,7 +10,6 @@ test_recognizer.py reuses the same models (:func:`trained_models`).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_GLOSSES as GLOSSES
+from conftest import build_tiny_student
 
 from edge_slr.errors import FormatError, InputError
 from edge_slr.runtimes import (
@@ -30,9 +31,6 @@ from edge_slr.runtimes import (
     runtime_names,
 )
 
-GLOSSES = ("RAIN", "SUN", "WIND", "SNOW", "NORTH", "SOUTH")
-SPLITS = (("train", 64), ("dev", 24))
-EPOCHS = 20
 LENGTHS = (28, 57, 211, 400)  # the receptive field (28 frames) up to long inputs
 FP32_TARGETS = {"onnxruntime": "onnx", "openvino": "openvino", "litert": "tflite"}
 INT8_TARGETS = {"onnxruntime": "onnx-int8", "openvino": "openvino-int8", "litert": "tflite-int8"}
@@ -48,68 +46,16 @@ class Models:
     model_dir: Path  # FP32 conversions of it (ONNX, OpenVINO and, with TensorFlow, TFLite)
 
 
-def make_dataset(root: Path, seed: int = 0) -> None:
-    from edge_slr.data.dataset import DatasetWriter, IndexEntry
-    from edge_slr.data.synth.generate import SignSynth
-    from edge_slr.data.vocab import Vocabulary
-
-    rng = np.random.default_rng(seed)
-    synth = SignSynth(seed=seed)
-    vocab = Vocabulary.from_sentences([GLOSSES])
-    writer = DatasetWriter(
-        root, {"name": "runtime-test", "generator": {"corpus": "builtin"}}, vocab
-    )
-    for split, count in SPLITS:
-        writer.start_split(split)
-        entries = []
-        for i in range(count):
-            glosses = tuple(rng.choice(GLOSSES, size=int(rng.integers(2, 4)), replace=False))
-            signer = synth.signer(split, i % 4)
-            sample_id = f"{split}-{i:03d}"
-            sample = synth.synthesize(glosses, signer, sample_id=sample_id)
-            writer.write_sample(split, sample_id, sample.landmarks)
-            entries.append(IndexEntry(sample_id, signer.id, sample.landmarks.num_frames, glosses))
-        writer.finish_split(split, entries, {})
-
-
-def train_student(root: Path) -> Path:
-    from edge_slr.training.config import load_config
-    from edge_slr.training.train import train
-
-    overrides = [
-        f"data.root={json.dumps(str(root))}",
-        'data.test_split=""',
-        "model.conv_channels=[32,32,64,64]",
-        "model.lstm_hidden=32",
-        "model.dropout=0.0",
-        "augment.flip_p=0.0",
-        "augment.rotation_p=0.0",
-        "augment.fusion_p=0.0",
-        "train.batch_size=8",
-        "train.lr=8e-3",
-        f"train.epochs={EPOCHS}",
-        "train.eval_every=5",
-        "train.beam_width=0",
-        "train.num_threads=1",
-        "train.progress=false",
-        f"train.out_dir={json.dumps(str(root / 'run'))}",
-    ]
-    return train(load_config(None, overrides)).best_checkpoint
-
-
 def trained_models(base: Path) -> Models:
     """Build (once per test session: the result stays in ``base``) and return the models."""
     from edge_slr._optional import is_available
     from edge_slr.converters import convert
 
     root = base / "runtime-models"
-    models = Models(root / "data", root / "data" / "run" / "best.pt", root / "models")
+    student = build_tiny_student(base)  # the session's tiny student (tests/conftest.py)
+    models = Models(student.data, student.checkpoint, root / "models")
     if (root / "done").exists():
         return models
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)  # two threads on a shared 2-core machine stall in OpenMP barriers
-    make_dataset(models.data)
-    assert train_student(models.data) == models.checkpoint
     for target in ("onnx", "openvino") + (("tflite",) if is_available("tensorflow") else ()):
         convert(models.checkpoint, target, models.model_dir)
     (root / "done").touch()

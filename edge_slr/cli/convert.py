@@ -39,8 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="landmark dataset folder: its train split calibrates INT8, its dev (else test) "
-        "split verifies (required for INT8 targets)",
+        help="landmark dataset folder (for a corrector also its corpus folder): its train "
+        "split calibrates INT8, its dev (else test) split verifies (required for INT8 targets)",
     )
     p.add_argument(
         "--max-wer-drop",

@@ -18,7 +18,19 @@ from edge_slr import __version__
 from edge_slr.errors import EdgeSLRError
 
 # subcommand modules, in the order `--help` lists them
-COMMAND_MODULES = ("info", "data", "extract", "train", "evaluate", "eval", "convert", "recognize", "correct")
+COMMAND_MODULES = (
+    "info",
+    "data",
+    "extract",
+    "train",
+    "evaluate",
+    "eval",
+    "convert",
+    "recognize",
+    "correct",
+    "benchmark",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,12 +3,17 @@
     edge-slr recognize clip.mp4 --model models/ [--runtime openvino] [--threads 2] [--beam 5]
     edge-slr recognize clip.pose --model models/ --json
     edge-slr recognize clip.mp4 --model models/ --overlay out.mp4
-    edge-slr recognize --camera 0 --model models/ [--max-frames 900]
+    edge-slr recognize --camera 0 --model models/ [--max-frames 900] [--overlay out.mp4]
+    edge-slr recognize --camera clip.mp4 --model models/      # a video file played as a camera
 
 INPUT is a video file or a frame folder (landmarks are extracted with MediaPipe Holistic) or a
 .pose/.npz/.parquet landmark file. --model is a model directory as filled by `edge-slr convert`
-(or a student .pt checkpoint). With --camera, partial hypotheses are printed as frames arrive and
-each sentence when a pause ends it; Ctrl-C (or --max-frames) ends the stream.
+(or a student .pt checkpoint); a corrector converted into it (or a corrector/ folder, with torch)
+corrects each sentence unless --no-correct. With --camera, partial hypotheses are printed as frames arrive and
+each sentence when a pause ends it; Ctrl-C (or --max-frames, or the end of a video file) ends the
+stream. --camera takes an OpenCV camera index or a video file, which is then streamed frame by
+frame with its own timestamps (a live camera's are the wall clock). Frames are put on the model's
+frame rate (recorded in its sidecar) either way.
 --overlay writes the video with the landmarks and the recognised glosses drawn on it.
 """
 
@@ -32,7 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", nargs="?", type=Path, help="video, frame folder or landmark file")
-    p.add_argument("--camera", type=int, metavar="N", help="read OpenCV camera N instead")
+    p.add_argument(
+        "--camera", metavar="N|VIDEO", help="stream OpenCV camera N (or a video file) instead"
+    )
     p.add_argument("--model", type=Path, required=True, help="model directory (or .pt checkpoint)")
     p.add_argument("--runtime", help="openvino, onnxruntime, litert or torch (default: chosen)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="which converted model")
@@ -106,14 +113,31 @@ def print_result(recognizer: Any, result: Any, as_json: bool) -> None:
     )
 
 
-def run_camera(recognizer: Any, args: argparse.Namespace) -> int:
+def open_camera(camera: str) -> tuple[Any, float | None]:
+    """(an opened cv2.VideoCapture, the file's frame rate, None for a live camera)."""
     from edge_slr._optional import require
     from edge_slr.errors import InputError
 
     cv2 = require("cv2", "reading a camera")
-    capture = cv2.VideoCapture(args.camera)
-    if not capture.isOpened():
-        raise InputError(f"camera {args.camera} cannot be opened (is one connected?)")
+    if camera.isdigit():
+        capture = cv2.VideoCapture(int(camera))
+        if not capture.isOpened():
+            raise InputError(f"camera {camera} cannot be opened (is one connected?)")
+        return capture, None
+    if not Path(camera).is_file():
+        raise InputError(f"--camera takes a camera index or a video file, got {camera!r}")
+    capture = cv2.VideoCapture(camera)
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not capture.isOpened() or not fps > 0:
+        raise InputError(f"--camera {camera}: not a video OpenCV can play (frame rate {fps:g})")
+    return capture, fps
+
+
+def run_camera(recognizer: Any, args: argparse.Namespace) -> int:
+    from edge_slr._optional import require
+
+    cv2 = require("cv2", "reading a camera")
+    capture, file_fps = open_camera(str(args.camera))
     writer, shown, frames = None, "", 0
     started = time.monotonic()
     last_ms = -1
@@ -123,7 +147,10 @@ def run_camera(recognizer: Any, args: argparse.Namespace) -> int:
             if not ok:
                 break
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            stamp = max(int((time.monotonic() - started) * 1000), last_ms + 1)
+            if file_fps is not None:  # a file: its own clock
+                stamp = int(frames * 1000 / file_fps)
+            else:
+                stamp = max(int((time.monotonic() - started) * 1000), last_ms + 1)
             last_ms = stamp
             result = recognizer.process_frame(rgb, stamp)
             frames += 1
@@ -135,7 +162,8 @@ def run_camera(recognizer: Any, args: argparse.Namespace) -> int:
                 print(f"  ... {line}", file=sys.stderr, flush=True)
                 shown = line
             if args.overlay is not None:
-                writer = writer or _writer(args.overlay, rgb.shape[1], rgb.shape[0], 25.0)
+                rate = file_fps or recognizer.fps
+                writer = writer or _writer(args.overlay, rgb.shape[1], rgb.shape[0], rate)
                 points = result.landmarks.data[0]
                 writer.write(cv2.cvtColor(draw(rgb, points, line), cv2.COLOR_RGB2BGR))
     except KeyboardInterrupt:

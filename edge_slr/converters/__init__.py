@@ -39,7 +39,8 @@ TARGETS: dict[str, TargetSpec] = {
         TargetSpec(
             "onnx-int8", "edge_slr.converters.onnx_int8", "onnxruntime", "int8", ".onnx",
             requires=("calibration",), options=_INT8_CHECKS,
-            description="ONNX INT8: static QOperator Conv/MatMul, dynamic INT8 LSTM",
+            description="ONNX INT8: static QOperator Conv/MatMul, dynamic INT8 LSTM (corrector: "
+            "dynamic INT8 MatMul/Gemm)",
         ),
         TargetSpec(
             "openvino", "edge_slr.converters.openvino_ir", "openvino", "fp32", ".xml",
@@ -55,7 +56,8 @@ TARGETS: dict[str, TargetSpec] = {
         TargetSpec(
             "tflite", "edge_slr.converters.tflite", "litert", "fp32", ".tflite",
             options=frozenset(("fused_lstm",)),
-            description="TFLite FP32 from a Keras rebuild, dynamic time (LiteRT)",
+            description="TFLite FP32 from a Keras (corrector: TensorFlow) rebuild, dynamic "
+            "lengths (LiteRT)",
         ),
         TargetSpec(
             "tflite-int8", "edge_slr.converters.tflite", "litert", "int8", ".tflite",

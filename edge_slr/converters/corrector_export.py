@@ -1,17 +1,21 @@
-"""The gloss corrector on ONNX and OpenVINO (FP32, INT8 weights): two graphs per stage.
+"""The gloss corrector on every target: two graphs per stage, one sidecar for all of them.
 
 Each stage becomes an encoder graph ``src (B, S) int64 -> memory (B, S, d)`` and a decoder graph
 ``tgt (B, T) int64, memory (B, S, d), src (B, S) int64 -> log_probs (B, T, V)`` (the source ids
 feed the copy-attention head); a runtime encodes once and calls the decoder on the growing output
-(greedy or beam search, as ``training.corrector.decode`` does).
-The transformer goes through the dynamo exporter: the TorchScript exporter bakes the sequence
-length into the attention reshapes (docs/engines.md).
+(greedy or beam search, as ``training.corrector.decode`` does). Files are
+``STEM-stage{i}-{encoder,decoder}.{onnx,xml,tflite}``; the sidecar ``STEM.EXT.json`` lists them
+(``graphs``) and ``STEM.EXT`` itself is only the sidecar's name. STEM is ``corrector`` or
+``corrector-int8`` (``--name`` replaces it).
 
-OpenVINO INT8 compresses the weights to INT8 (``nncf.compress_weights``, data-free), the usual
-choice for transformers; activations stay in floating point. TFLite is not offered for the
-corrector: no path here rebuilds the transformer with dynamic lengths.
+- ONNX, OpenVINO FP32: the dynamo exporter (the TorchScript exporter bakes the sequence length
+  into the attention reshapes, docs/engines.md), OpenVINO converts the ONNX graphs.
+- ONNX / OpenVINO INT8: :mod:`edge_slr.converters.corrector_int8`.
+- TFLite FP32 / dynamic-range INT8 (batch 1, dynamic lengths): a TensorFlow rebuild with copied
+  weights, :mod:`edge_slr.converters.tf_corrector`.
 
-Verification lives in :mod:`edge_slr.converters.corrector_verify`.
+Data (held-out and calibration sentences): :mod:`edge_slr.converters.corrector_data`;
+verification: :mod:`edge_slr.converters.corrector_verify`.
 """
 
 from __future__ import annotations
@@ -20,23 +24,27 @@ import contextlib
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_slr._optional import require
+from edge_slr.converters.corrector_data import attach_corrector_data
 from edge_slr.converters.job import Artifact, Job, Source
-from edge_slr.errors import InputError
 from edge_slr.sidecar import FileInfo, GraphSpec, PrecisionSpec, TensorSpec, file_sha256
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["attach_corrector_data", "load_corrector_source"]  # attach: used by converters.source
+
 OPSET = 18
-# OpenVINO 2026.4 CPU plugin: when the first inference has sequence length 1 (which greedy
-# decoding always does), later lengths >= 16 reuse a wrong cached kernel (|diff| ~5, NaN in bf16).
-# Disabling the shape-specialised runtime cache avoids it; runtimes must compile with this.
+# OpenVINO 2026.4 CPU plugin: when a compiled graph's first inference has *source* length 1,
+# later source lengths >= 16 reuse a wrong cached kernel (|diff| ~5, NaN in bf16); measured on
+# the phoenix2014t corrector for both the encoder and the decoder (a first call of length 2..5,
+# or 30, was followed by correct results). Disabling the shape-specialised runtime cache avoids
+# it, at a cost (step-by-step dual correction ~3x slower on CPU); runtimes compile with this.
 RUNTIME_CACHE_OFF = {"CPU_RUNTIME_CACHE_CAPACITY": "0"}
 Encode = Callable[[np.ndarray], np.ndarray]
 Decode = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # tgt, memory, src
@@ -73,35 +81,6 @@ def load_corrector_source(path: Path) -> Source:
         },
         corrector=corrector,
     )
-
-
-def attach_corrector_data(job: Job, root: str | Path) -> None:
-    """Held-out sentences: dev (else test) glosses of a dataset, corrupted with seeded noise."""
-    from edge_slr.converters.calibration import heldout_split
-    from edge_slr.data.dataset import LandmarkDataset
-
-    split = heldout_split(root, job.options.heldout_split)
-    entries = LandmarkDataset(root, split).samples[: job.options.heldout_size]
-    rng = np.random.default_rng(0)
-    vocab = job.source.corrector.vocab
-    sentences = []
-    for entry in entries:
-        ids, _ = vocab.encode(entry.glosses)
-        sentences.append((entry.id, _corrupt(ids, rng, list(vocab.gloss_ids)), entry.glosses))
-    job.reference = {"split": split, "root": str(root), "sentences": sentences}
-
-
-def _corrupt(ids: list[int], rng: np.random.Generator, glosses: list[int]) -> list[int]:
-    """Delete, repeat or substitute about one gloss in four (recognition-like errors)."""
-    out = []
-    for token in ids:
-        roll = rng.random()
-        if roll < 0.08:
-            continue
-        out.append(int(rng.choice(glosses)) if roll < 0.16 else token)
-        if 0.16 <= roll < 0.24:
-            out.append(token)
-    return out or ids
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -189,20 +168,21 @@ def export_onnx_graphs(job: Job, folder: Path, prefix: str) -> list[tuple[str, P
     return graphs
 
 
-def graph_specs(job: Job, files: list[tuple[str, Path, Path | None]]) -> list[GraphSpec]:
+def graph_specs(job: Job, files: Sequence[tuple[str, Path, Path | None]]) -> list[GraphSpec]:
     d = job.source.dims["d_model"]
+    batch: int | str = 1 if job.spec.engine == "litert" else "batch"  # TFLite: batch 1
     specs = []
     for role, path, weights in files:
         if role.endswith("encoder"):
-            inputs = (TensorSpec("src", ("batch", "source"), "int64"),)
-            outputs = (TensorSpec("memory", ("batch", "source", d)),)
+            inputs = (TensorSpec("src", (batch, "source"), "int64"),)
+            outputs = (TensorSpec("memory", (batch, "source", d)),)
         else:
             inputs = (
-                TensorSpec("tgt", ("batch", "target"), "int64"),
-                TensorSpec("memory", ("batch", "source", d)),
-                TensorSpec("src", ("batch", "source"), "int64"),
+                TensorSpec("tgt", (batch, "target"), "int64"),
+                TensorSpec("memory", (batch, "source", d)),
+                TensorSpec("src", (batch, "source"), "int64"),
             )
-            outputs = (TensorSpec("log_probs", ("batch", "target", job.source.num_classes)),)
+            outputs = (TensorSpec("log_probs", (batch, "target", job.source.num_classes)),)
         specs.append(
             GraphSpec(
                 role,
@@ -215,17 +195,21 @@ def graph_specs(job: Job, files: list[tuple[str, Path, Path | None]]) -> list[Gr
     return specs
 
 
-def _artifact(
+def artifact_stem(job: Job) -> str:
+    return job.options.name or "corrector" + ("-int8" if job.spec.int8 else "")
+
+
+def make_artifact(
     job: Job,
-    files: list[tuple[str, Path, Path | None]],
+    files: Sequence[tuple[str, Path, Path | None]],
     precision: PrecisionSpec,
     engine: dict[str, Any],
     versions: dict[str, str],
     runners: list[tuple[Encode, Decode]],
 ) -> Artifact:
-    stem = job.options.name or "corrector" + ("-int8" if job.spec.int8 else "")
     return Artifact(
-        model_path=job.out_dir / f"{stem}{job.spec.suffix}",  # the sidecar is named after it
+        model_path=job.out_dir
+        / f"{artifact_stem(job)}{job.spec.suffix}",  # the sidecar is named after it
         precision=precision,
         engine=engine,
         details={
@@ -240,7 +224,7 @@ def _artifact(
     )
 
 
-def _ort_pair(enc: Path, dec: Path) -> tuple[Encode, Decode]:
+def ort_pair(enc: Path, dec: Path) -> tuple[Encode, Decode]:
     from edge_slr.converters.onnx_export import ort_session
 
     e, d = ort_session(enc), ort_session(dec)
@@ -250,7 +234,7 @@ def _ort_pair(enc: Path, dec: Path) -> tuple[Encode, Decode]:
     )
 
 
-def _ov_pair(enc: Any, dec: Any, config: dict[str, str]) -> tuple[Encode, Decode]:
+def ov_pair(enc: Any, dec: Any, config: dict[str, str]) -> tuple[Encode, Decode]:
     ov = require("openvino", "OpenVINO conversion")
     core = ov.Core()
     e, d = core.compile_model(enc, "CPU", config), core.compile_model(dec, "CPU", config)
@@ -260,7 +244,7 @@ def _ov_pair(enc: Any, dec: Any, config: dict[str, str]) -> tuple[Encode, Decode
     )
 
 
-def _pairs(files: list[Any], make: Callable[[Any, Any], tuple[Encode, Decode]]) -> list[Any]:
+def pairs(files: list[Any], make: Callable[[Any, Any], tuple[Encode, Decode]]) -> list[Any]:
     return [make(files[i][1], files[i + 1][1]) for i in range(0, len(files), 2)]
 
 
@@ -271,71 +255,60 @@ def export_onnx(job: Job) -> Artifact:
     for _, path in graphs:
         onnx.checker.check_model(str(path))
     files = [(role, path, None) for role, path in graphs]
-    return _artifact(
+    return make_artifact(
         job,
         files,
         PrecisionSpec("fp32", "fp32"),
         {"name": "onnxruntime", "version": ort.__version__, "config": {}},
         {"onnx": onnx.__version__, "onnxruntime": ort.__version__},
-        _pairs(files, _ort_pair),
+        pairs(files, ort_pair),
     )
 
 
-def _openvino(job: Job, int8: bool) -> Artifact:
+def ov_config() -> dict[str, str]:
+    """Compile settings of every corrector IR: exact f32 inference, no stale kernel cache."""
     from edge_slr.converters.openvino_ir import FP32_CONFIG
 
+    return {**FP32_CONFIG, **RUNTIME_CACHE_OFF}
+
+
+def export_openvino(job: Job) -> Artifact:
     ov = require("openvino", "OpenVINO conversion")
-    nncf = require("nncf", "INT8 weight compression") if int8 else None
-    if nncf is not None:
-        nncf.set_log_level(logging.ERROR)  # no statistics table on stdout
-    stem = (job.options.name or "corrector") + ("-int8" if int8 else "")
+    stem = job.options.name or "corrector"
     files, models = [], []
     with tempfile.TemporaryDirectory(prefix="edge-slr-corrector-") as tmp:
         for role, onnx_path in export_onnx_graphs(job, Path(tmp), "corrector"):
             model = ov.convert_model(str(onnx_path))
-            if nncf is not None:
-                model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
             xml = job.out_dir / onnx_path.name.replace("corrector", stem).replace(".onnx", ".xml")
             ov.save_model(model, str(xml), compress_to_fp16=job.options.fp16)
             files.append((role, xml, xml.with_suffix(".bin")))
             models.append(model)
-    config = {**FP32_CONFIG, **RUNTIME_CACHE_OFF}
-    pairs = [_ov_pair(models[i], models[i + 1], config) for i in range(0, len(models), 2)]
-    weights = "int8" if int8 else "fp16" if job.options.fp16 else "fp32"
-    versions = {"openvino": ov.get_version()}
-    if nncf is not None:
-        versions["nncf"] = nncf.__version__
-    return _artifact(
+    config = ov_config()
+    runners = [ov_pair(models[i], models[i + 1], config) for i in range(0, len(models), 2)]
+    return make_artifact(
         job,
         files,
-        PrecisionSpec(
-            weights,
-            "fp32",
-            kept_fp32=("activations",) if int8 else (),
-            notes="nncf.compress_weights INT8_ASYM (weight-only)" if int8 else "",
-        ),
+        PrecisionSpec("fp16" if job.options.fp16 else "fp32", "fp32"),
         {"name": "openvino", "version": ov.get_version(), "config": config},
-        versions,
-        pairs,
+        {"openvino": ov.get_version()},
+        runners,
     )
-
-
-def export_openvino(job: Job) -> Artifact:
-    return _openvino(job, int8=False)
 
 
 def export_openvino_int8(job: Job) -> Artifact:
-    if job.options.accuracy_control or job.options.lstm != "auto":
-        raise InputError("--accuracy-control and --lstm apply to the student, not the corrector")
-    return _openvino(job, int8=True)
+    from edge_slr.converters.corrector_int8 import export_openvino_int8 as export
+
+    return export(job)
 
 
-def _unsupported(job: Job) -> Artifact:
-    raise InputError(
-        f"{job.spec.name} is not available for the corrector (no converter here keeps the "
-        "transformer's lengths dynamic for it); use onnx, openvino or openvino-int8"
-    )
+def export_onnx_int8(job: Job) -> Artifact:
+    from edge_slr.converters.corrector_int8 import export_onnx_int8 as export
+
+    return export(job)
 
 
-export_tflite = _unsupported
-export_onnx_int8 = _unsupported
+def export_tflite(job: Job) -> Artifact:
+    """``tflite`` and ``tflite-int8`` (dynamic-range)."""
+    from edge_slr.converters.tf_corrector import export_tflite as export
+
+    return export(job)

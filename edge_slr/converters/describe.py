@@ -61,6 +61,7 @@ def description(job: Job, artifact: Artifact, report: VerificationReport) -> Mod
         options=job.options.changed(),
         details=artifact.details,
         versions=versions(artifact),
+        fps=src.info.get("fps") if src.kind == "student" else None,
     )
 
 

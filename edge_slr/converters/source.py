@@ -91,8 +91,24 @@ def load_source(checkpoint: str | Path, options: ConvertOptions) -> Source:
             "step": ckpt.step,
             "metrics": ckpt.metrics,
             "versions": ckpt.versions,
+            "fps": training_fps(ckpt),
         },
     )
+
+
+def training_fps(ckpt: Any) -> float | None:
+    """The frame rate of the checkpoint's training data (its first training sample), or None
+    when that dataset is not here (the sidecar then reads as ``sidecar.DEFAULT_FPS``)."""
+    from edge_slr.data.dataset import LandmarkDataset
+
+    data = (ckpt.config or {}).get("data") or {}
+    root, split = data.get("root"), data.get("train_split") or "train"
+    try:
+        dataset = LandmarkDataset(root, split)
+        return float(dataset[0].landmarks.fps) if len(dataset) else None
+    except Exception as err:  # moved, deleted or unreadable: the frame rate stays unknown
+        logger.info("training frame rate unknown (dataset %r: %s)", root, err)
+        return None
 
 
 def attach_data(job: Job, calibration: str | Path | None) -> None:

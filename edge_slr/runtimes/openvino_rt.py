@@ -66,6 +66,10 @@ class OpenVINORuntime(Runtime):
             config = {}
         else:
             config = dict(EXACT_FP32)  # a foreign or undescribed model: exact by default
+        if desc is not None and desc.kind == "corrector":
+            # OpenVINO 2026.4 reuses a wrong cached kernel when a decoder's first call has length
+            # 1 and later ones >= 16 (converters.corrector_export): keep that cache off.
+            config.setdefault("CPU_RUNTIME_CACHE_CAPACITY", "0")
         if hint is not None:
             config["PERFORMANCE_HINT"] = hint
         if self.threads is not None:

@@ -31,6 +31,10 @@ ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "tflite": "litert", "ov"
 # When nothing else decides: the fastest engine on x86 CPUs first (docs/engines.md), the torch
 # reference last; within an engine the smallest verified precision first.
 ENGINE_PREFERENCE = ("openvino", "onnxruntime", "litert", "torch")
+# The corrector makes many small calls with changing lengths, where OpenVINO's per-call cost
+# dominates. The PHOENIX-2014-T corrector (d=128, two stages), draft decoding, one thread, CPU ms
+# a sentence (load ~10): ONNX Runtime 4.0 (INT8 3.1), LiteRT 3.3 (INT8 2.5), OpenVINO 26.7.
+CORRECTOR_ENGINE_PREFERENCE = ("onnxruntime", "litert", "openvino", "torch")
 PRECISION_PREFERENCE = ("int8", "fp16", "fp32")
 
 
@@ -141,7 +145,8 @@ def choose_model(
     """The model of ``kind`` to run from a model directory.
 
     With ``runtime``: models of that engine first, then others it can load (OpenVINO reads ONNX).
-    Without: models whose engine is installed, in :data:`ENGINE_PREFERENCE` order. ``precision``
+    Without: models whose engine is installed, in :data:`ENGINE_PREFERENCE` order
+    (:data:`CORRECTOR_ENGINE_PREFERENCE` for a corrector). ``precision``
     ("fp32", "fp16", "int8") filters; otherwise :data:`PRECISION_PREFERENCE` orders.
     """
     entries = find_models(directory, kind)
@@ -155,7 +160,7 @@ def choose_model(
         entries = [e for e in entries if e.precision == precision]
         if not entries:
             raise InputError(f"no {precision} {kind} model in {directory}")
-    ranked = _rank(entries, runtime)
+    ranked = _rank(entries, runtime, kind)
     if not ranked:
         found = ", ".join(f"{e.path.name} ({e.engine})" for e in entries)
         wanted = (
@@ -167,7 +172,7 @@ def choose_model(
     return ranked[0]
 
 
-def _rank(entries: list[ModelEntry], runtime: str | None) -> list[ModelEntry]:
+def _rank(entries: list[ModelEntry], runtime: str | None, kind: str) -> list[ModelEntry]:
     def precision_rank(entry: ModelEntry) -> int:
         p = entry.precision
         return PRECISION_PREFERENCE.index(p) if p in PRECISION_PREFERENCE else 99
@@ -181,9 +186,11 @@ def _rank(entries: list[ModelEntry], runtime: str | None) -> list[ModelEntry]:
     installed = {_RUNTIMES[n].engine for n in available_runtimes()}
     usable = [e for e in entries if e.engine in installed]
 
+    preference = CORRECTOR_ENGINE_PREFERENCE if kind == "corrector" else ENGINE_PREFERENCE
+
     def engine_rank(entry: ModelEntry) -> int:
         e = entry.engine
-        return ENGINE_PREFERENCE.index(e) if e in ENGINE_PREFERENCE else 99
+        return preference.index(e) if e in preference else 99
 
     return sorted(usable, key=lambda e: (engine_rank(e), precision_rank(e), e.path.name))
 

@@ -57,7 +57,7 @@ class TorchRuntime(Runtime):
 
 def describe_checkpoint(checkpoint: Any, path: Any) -> ModelDescription:
     """A sidecar-equivalent description of a student checkpoint (nothing written to disk)."""
-    from edge_slr.converters.source import student_temporal
+    from edge_slr.converters.source import student_temporal, training_fps
 
     dims = checkpoint.dims
     graph = GraphSpec(
@@ -78,4 +78,5 @@ def describe_checkpoint(checkpoint: Any, path: Any) -> ModelDescription:
         source={"checkpoint": path.name, "epoch": checkpoint.epoch, "metrics": checkpoint.metrics},
         preset=checkpoint.preset,
         temporal=student_temporal(dims),
+        fps=training_fps(checkpoint),
     )

@@ -9,20 +9,19 @@ A config file has four tables, each optional (missing keys keep their defaults):
     [distill]  knowledge distillation from the video teacher (edge_slr.training.distill)
 
 Overrides name a table and a key, ``train.lr=3e-4`` or ``model.conv_channels=[64,64,128,128]``;
-the value is read as a TOML value (a bare word is taken as a string).
+the value is read as a TOML value (a bare word is taken as a string). Reading, type checks and
+overrides: edge_slr.training.config_io.
 """
 
 from __future__ import annotations
 
-import types
-import typing
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-from edge_slr.errors import FormatError, InputError
+from edge_slr.errors import InputError
 from edge_slr.training.augment import AugmentConfig
+from edge_slr.training.config_io import TomlConfig
 from edge_slr.training.distill import DistillConfig
 from edge_slr.training.models import PADDING_CHOICES, PRE_LSTM_CHOICES, StudentDims
 
@@ -44,16 +43,19 @@ class DataConfig:
             raise InputError("data max_train_samples and max_eval_samples must be >= 0")
 
 
+_DIMS = StudentDims(num_classes=2)  # the model's defaults are StudentDims', defined once
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    conv_channels: tuple[int, int, int, int] = (128, 128, 256, 256)
-    kernel_size: int = 5
-    padding: str = "valid"
-    lstm_hidden: int = 128
-    lstm_layers: int = 2
-    dropout: float = 0.1
-    pre_lstm: str = "layernorm"
-    aux_head: bool = True
+    conv_channels: tuple[int, int, int, int] = _DIMS.conv_channels
+    kernel_size: int = _DIMS.kernel_size
+    padding: str = _DIMS.padding
+    lstm_hidden: int = _DIMS.lstm_hidden
+    lstm_layers: int = _DIMS.lstm_layers
+    dropout: float = _DIMS.dropout
+    pre_lstm: str = _DIMS.pre_lstm
+    aux_head: bool = _DIMS.aux_head
 
     def __post_init__(self) -> None:
         if self.padding not in PADDING_CHOICES:
@@ -107,126 +109,14 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class StudentConfig:
+class StudentConfig(TomlConfig):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)  # off unless switched on
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _section_dict(getattr(self, f.name)) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> StudentConfig:
-        return _build(cls, data, where)
-
-    def with_overrides(self, overrides: Iterable[str]) -> StudentConfig:
-        """Apply ``table.key=value`` strings (as from ``--set``); InputError names a bad one."""
-        data = self.to_dict()
-        for item in overrides:
-            section, key, value = _parse_override(item)
-            if section not in data:
-                raise InputError(f"--set {item!r}: unknown table {section!r}; known: {list(data)}")
-            data[section][key] = value
-        return StudentConfig.from_dict(data, where="--set")
-
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> StudentConfig:
     """Read a TOML config (None: all defaults) and apply ``--set`` overrides."""
-    config = StudentConfig()
-    if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise FormatError(path, "config file does not exist") from None
-        try:
-            raw = _toml().loads(text)
-        except Exception as err:  # tomllib.TOMLDecodeError carries the line in its message
-            raise FormatError(path, f"not valid TOML ({err})") from None
-        try:
-            config = StudentConfig.from_dict(raw, where=str(path))
-        except InputError as err:
-            raise FormatError(path, str(err)) from None
-    return config.with_overrides(overrides)
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def _toml() -> Any:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        from edge_slr._optional import require
-
-        return require("tomli", "reading TOML configs on Python 3.10")
-    return tomllib
-
-
-def _section_dict(section: Any) -> dict[str, Any]:
-    if hasattr(section, "to_dict"):
-        return dict(section.to_dict())
-    out = {}
-    for f in fields(section):
-        value = getattr(section, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def _parse_override(item: str) -> tuple[str, str, Any]:
-    key, sep, text = item.partition("=")
-    section, dot, name = key.strip().partition(".")
-    if not sep or not dot or not section or not name:
-        raise InputError(f"--set expects table.key=value (e.g. train.lr=3e-4), got {item!r}")
-    try:
-        value = _toml().loads(f"v = {text.strip()}")["v"]
-    except Exception:
-        value = text.strip()  # a bare word: a string
-    return section, name, value
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, checking keys and coercing types."""
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where}: expected a table, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.init}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-    values = {}
-    for name, raw in data.items():
-        expected = hints[name]
-        if is_dataclass(expected):
-            values[name] = _build(typing.cast(type, expected), raw, f"{where} [{name}]")
-        else:
-            values[name] = _coerce(raw, expected, f"{where}: {name}")
-    return cls(**values)
-
-
-def _coerce(value: Any, expected: Any, where: str) -> Any:
-    origin = typing.get_origin(expected)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(expected)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is not type(None):
-                try:
-                    return _coerce(value, option, where)
-                except InputError:
-                    continue
-        raise InputError(f"{where}: {value!r} is not a {expected}")
-    if origin is tuple:
-        args = typing.get_args(expected)
-        if not isinstance(value, (list, tuple)) or (... not in args and len(value) != len(args)):
-            raise InputError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        item_types = [args[0]] * len(value) if ... in args else list(args)
-        return tuple(_coerce(v, t, where) for v, t in zip(value, item_types, strict=True))
-    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if expected in (int, str, bool) and type(value) is expected:
-        return value
-    raise InputError(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
+    return StudentConfig.load(path, overrides)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from edge_slr.training.data import BucketBatchSampler, StudentDataset, collate
 logger = logging.getLogger(__name__)
 
 DEFAULT_CORPUS = "phoenix2014t"
+# Evaluation datasets drop glosses outside the vocabulary from the CTC targets and keep the
+# sentences the model cannot align (too short: scored as empty hypotheses).
+AS_EVALUATED: dict[str, Any] = {"oov": "drop", "require_alignable": False}
 
 
 @dataclass
@@ -58,16 +62,39 @@ def predict(
     model: Any, dataset: StudentDataset, *, batch_size: int = 16, progress: bool = False
 ) -> SplitPredictions:
     """Run the model over a dataset (length-sorted batches) and collect per-sentence log-probs."""
-    torch = require("torch", "evaluating the student")
+    model.eval()
+    return predict_split(
+        dataset,
+        collate,
+        lambda batch: model(batch.features, batch.lengths, aux=False),
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def predict_split(
+    dataset: Any,
+    collate_fn: Callable[[list[Any]], Any],
+    forward: Callable[[Any], Any],
+    *,
+    batch_size: int,
+    progress: bool = False,
+    desc: str = "eval",
+) -> SplitPredictions:
+    """Log-probs of ``forward(batch).logits`` per sentence, and the CTC loss per gloss.
+
+    ``dataset`` has ``lengths``, items that ``collate_fn`` batches (with ids, glosses, fps,
+    targets) and ``skipped`` sentences, which are scored as empty hypotheses.
+    """
+    torch = require("torch", "evaluating a model")
     tqdm = require("tqdm", "progress bars").tqdm
     sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
     out = SplitPredictions()
     total_loss, total_count = 0.0, 0
-    model.eval()
     with torch.no_grad():
-        for indices in tqdm(sampler, desc="eval", leave=False, disable=not progress):
-            batch = collate([dataset[i] for i in indices])
-            result = model(batch.features, batch.lengths, aux=False)
+        for indices in tqdm(sampler, desc=desc, leave=False, disable=not progress):
+            batch = collate_fn([dataset[i] for i in indices])
+            result = forward(batch)
             log_probs = result.logits.log_softmax(-1)
             # Per-gloss loss as in training (reduction "mean" divides by target length).
             losses = torch.nn.functional.ctc_loss(
@@ -234,35 +261,40 @@ def evaluate_checkpoint(
 
     model, checkpoint = load_student(checkpoint_path)
     vocab = checkpoint.vocab().with_oov("drop")
-    preset = checkpoint.feature_preset()
     source = LandmarkDataset(data_root, split)
+    output_length, preset = model.dims.output_length, checkpoint.feature_preset()
     dataset = StudentDataset(
-        source,
-        vocab,
-        preset,
-        output_length=model.dims.output_length,
-        oov="drop",
-        max_samples=max_samples,
-        require_alignable=False,
+        source, vocab, preset, output_length=output_length, max_samples=max_samples, **AS_EVALUATED
     )
+    extra = {
+        "checkpoint": str(checkpoint_path),
+        "beam_width": beam_width,
+        "skipped_too_short": [name for name, _ in dataset.skipped],
+    }
+    decoding = {"beam_width": beam_width, "batch_size": batch_size, "progress": progress}
+    return evaluate_split(
+        evaluate_model, model, dataset, vocab, data_root, split, corpus, decoding, out_dir, extra
+    )
+
+
+def evaluate_split(
+    evaluate: Callable[..., EvalResult],
+    model: Any,
+    dataset: Any,
+    vocab: Any,
+    data_root: str | Path,
+    split: str,
+    corpus: str,
+    decoding: dict[str, Any],
+    out_dir: str | Path | None,
+    extra: dict[str, Any],
+) -> EvalResult:
+    """``evaluate(model, dataset, vocab, corpus=..., **decoding)`` of a loaded model on a split
+    of ``data_root``; with ``out_dir``, the reports (:func:`write_reports`) with ``extra``."""
     corpus = scoring_corpus(data_root, corpus)
-    result = evaluate_model(
-        model,
-        dataset,
-        vocab,
-        corpus=corpus,
-        beam_width=beam_width,
-        batch_size=batch_size,
-        progress=progress,
-    )
+    result = evaluate(model, dataset, vocab, corpus=corpus, **decoding)
     if out_dir is not None:
         period = {k: model.dims.downsampling / v for k, v in result.fps.items()}
-        extra = {
-            "checkpoint": str(checkpoint_path),
-            "data": str(data_root),
-            "corpus": corpus,
-            "beam_width": beam_width,
-            "skipped_too_short": [name for name, _ in dataset.skipped],
-        }
+        extra = {"data": str(data_root), "corpus": corpus, **extra}
         write_reports(result, out_dir, split, frame_period=period, extra=extra)
     return result

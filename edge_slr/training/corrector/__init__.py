@@ -4,6 +4,9 @@
     corrector = load_corrector("models/corrector-phoenix2014t")
     corrector.correct(["MORGEN", "REGEN", "REGEN", "NORD"]).glosses
 
+Exported graphs (ONNX, OpenVINO) run through ``DraftCorrector`` (numpy only): the input serves as
+a draft, so a kept sentence costs one encoder and one decoder call per stage (see ``draft``).
+
 Importing this package needs only numpy; torch is imported when a model is built or loaded.
 """
 
@@ -19,6 +22,7 @@ from edge_slr.training.corrector.decode import (
     beam_decode,
     greedy_decode,
 )
+from edge_slr.training.corrector.draft import DraftCorrector, StageGraphs, draft_greedy
 from edge_slr.training.corrector.model import CorrectorDims, build_model, build_stages
 from edge_slr.training.corrector.noise import GlossNoise, NoiseConfig, load_confusion_table
 from edge_slr.training.corrector.train import train_corrector
@@ -30,14 +34,17 @@ __all__ = [
     "CorrectorConfig",
     "CorrectorDims",
     "CorrectorVocabulary",
+    "DraftCorrector",
     "GateConfig",
     "GlossNoise",
     "NoiseConfig",
+    "StageGraphs",
     "StageResult",
     "TrainConfig",
     "beam_decode",
     "build_model",
     "build_stages",
+    "draft_greedy",
     "greedy_decode",
     "load_checkpoint",
     "load_config",

@@ -59,10 +59,14 @@ class TrainConfig:
     unk_rate: float = 0.01  # glosses turned into <unk> on both sides: learn to copy unknowns
     stage2_model_share: float = 0.5  # stage-2 inputs taken from stage 1's outputs on noise
     stage2_pool_copies: int = 1  # noisy copies of each sentence run through stage 1
+    stage2_pool_sentences: int = 0  # pool from a seeded sample of N fit sentences (0 = all)
     warm_start: bool = True  # stage 2 starts from stage 1's weights
     confusion_table: str = ""  # JSON {gloss: {confused gloss: count}} for substitutions ("": none)
     gate_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
     gate_max_harm: float = 0.0  # WER increase allowed at any gate level on held-out train
+    # Least mean held-out WER decrease (a fraction: 0.001 = 0.1 points) for which a stage is
+    # used at all; below it its gains are noise and the stage is switched off.
+    gate_min_gain: float = 0.0
     gate_copies: int = 3  # noisy copies of each held-out sentence per level (steadier gates)
 
     def __post_init__(self) -> None:
@@ -82,10 +86,12 @@ class TrainConfig:
             "unk_rate": 0.0 <= self.unk_rate < 1.0,
             "stage2_model_share": 0.0 <= self.stage2_model_share <= 1.0,
             "stage2_pool_copies": self.stage2_pool_copies >= 1,
+            "stage2_pool_sentences": self.stage2_pool_sentences >= 0,
             "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
             "eval_every": self.eval_every >= 1,
             "log_every": self.log_every >= 1,
             "gate_max_harm": self.gate_max_harm >= 0.0,
+            "gate_min_gain": 0.0 <= self.gate_min_gain < 1.0,
             "gate_copies": self.gate_copies >= 1,
             "gate_levels": bool(self.gate_levels) and all(0 <= x <= 1 for x in self.gate_levels),
         }

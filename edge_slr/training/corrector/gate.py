@@ -26,13 +26,28 @@ if TYPE_CHECKING:
 def run_batched(
     model: torch.nn.Module, sources: Sequence[list[int]], vocab: CorrectorVocabulary
 ) -> StageOutput:
-    """:func:`run_stage` over many sentences, 256 at a time."""
-    parts = [run_stage(model, sources[i : i + 256], vocab) for i in range(0, len(sources), 256)]
+    """:func:`run_stage` over many sentences, 256 at a time, in input order.
+
+    Batches are cut from the length-sorted sentences: a batch decodes as many steps as its
+    longest sentence needs, so mixed lengths would cost several times the work.
+    """
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    parts = [
+        run_stage(model, [sources[i] for i in order[k : k + 256]], vocab)
+        for k in range(0, len(order), 256)
+    ]
+    back = np.argsort(np.asarray(order, dtype=np.int64), kind="stable") if order else order
+    proposals = [p for part in parts for p in part.proposals]
+
+    def joined(name: str) -> np.ndarray:
+        values = [getattr(part, name) for part in parts]
+        return np.concatenate(values)[back] if values else np.zeros(0)
+
     return StageOutput(
-        [p for part in parts for p in part.proposals],
-        np.concatenate([part.confidence for part in parts]),
-        np.concatenate([part.margin for part in parts]),
-        np.concatenate([part.edit_rate for part in parts]),
+        [proposals[i] for i in back],
+        joined("confidence"),
+        joined("margin"),
+        joined("edit_rate"),
     )
 
 
@@ -78,11 +93,14 @@ def tune_gate(
     inputs: dict[float, list[list[int]]],
     corpus: str,
     max_harm: float,
+    min_gain: float = 0.0,
 ) -> GateTuning:
     """The gate minimising the mean held-out WER over the levels, harming none by > ``max_harm``.
 
     ``inputs[level][i]`` is the stage's input for ``references[i]`` at that noise level.
-    Rejecting everything (the stage switched off) is always allowed, so a feasible gate exists.
+    Rejecting everything (the stage switched off) is always allowed, so a feasible gate exists;
+    it is also chosen when the best gate lowers the mean WER by less than ``min_gain`` (gains
+    that small do not carry over from held-out train to other sentences).
     """
     levels = sorted(inputs)
     flat = [s for level in levels for s in inputs[level]]
@@ -117,6 +135,8 @@ def tune_gate(
                     and after.mean() < best_after.mean() - 1e-12
                 ):
                     best_gate, best_after = gate, after
+    if best_after.mean() > before.mean() - min_gain:
+        best_gate, best_after = GateConfig(min_margin=float("inf")), before
     accept = out.accepted(best_gate)
     outputs = [p if a else s for p, s, a in zip(out.proposals, flat, accept, strict=True)]
     n = len(references)

@@ -348,7 +348,15 @@ def train_corrector(
     for index in range(dims.stages):
         model, log = _train_one_stage(config, data, index, stages[-1] if stages else None, pool)
         held_refs = data.held * cfg.gate_copies
-        tuning = tune_gate(model, data.vocab, held_refs, current, cfg.corpus, cfg.gate_max_harm)
+        tuning = tune_gate(
+            model,
+            data.vocab,
+            held_refs,
+            current,
+            cfg.corpus,
+            cfg.gate_max_harm,
+            cfg.gate_min_gain,
+        )
         logger.info("stage %d gate %s", index + 1, tuning.gate)
         stages.append(model)
         logs.append(log)
@@ -408,7 +416,15 @@ def retune_gates(
     tunings = []
     for model in corrector.stages:
         held_refs = data.held * cfg.gate_copies
-        tuning = tune_gate(model, data.vocab, held_refs, current, cfg.corpus, cfg.gate_max_harm)
+        tuning = tune_gate(
+            model,
+            data.vocab,
+            held_refs,
+            current,
+            cfg.corpus,
+            cfg.gate_max_harm,
+            cfg.gate_min_gain,
+        )
         logger.info("retuned gate %s", tuning.gate)
         tunings.append(tuning)
         current = dict(zip(sorted(current), tuning.outputs, strict=True))
@@ -494,6 +510,10 @@ def stage_pool(
 ) -> list[Pair]:
     """(stage 1's gated output on a noisy sentence, clean sentence) pairs for the next stage."""
     rng = np.random.default_rng([cfg.seed, 99])
+    if 0 < cfg.stage2_pool_sentences < len(fit_ids):
+        # A bounded pool: running stage 1 over a large corpus costs more than training on it.
+        picked = np.sort(rng.choice(len(fit_ids), cfg.stage2_pool_sentences, replace=False))
+        fit_ids = [fit_ids[i] for i in picked]
     pairs: list[Pair] = []
     for _ in range(cfg.stage2_pool_copies):
         noisy = [noise.corrupt(y, rng) for y in fit_ids]

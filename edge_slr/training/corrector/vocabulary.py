@@ -12,6 +12,7 @@ back in their order, so an unknown gloss is never lost by the correction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,8 @@ class CorrectorVocabulary:
 
     base: Vocabulary
 
-    @property
-    def tokens(self) -> tuple[str, ...]:
+    @functools.cached_property
+    def tokens(self) -> tuple[str, ...]:  # cached: decode reads it for every sentence
         extra = (BOS, EOS) if self.base.unk_id is not None else (BOS, EOS, UNK)
         return self.base.glosses + extra
 

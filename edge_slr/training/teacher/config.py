@@ -6,7 +6,7 @@
     [pretrain] frame-level gloss pretraining of the backbone (epochs = 0: none)
     [train]   the student's TrainConfig: optimiser, schedule, batching, evaluation, output
 
-Parsing and type checks are the student config's (edge_slr.training.config).
+Parsing, type checks and overrides: edge_slr.training.config_io (as the student's config).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge_slr.errors import FormatError, InputError
-from edge_slr.training.config import TrainConfig, _build, _parse_override, _section_dict, _toml
+from edge_slr.errors import InputError
+from edge_slr.training.config import TrainConfig
+from edge_slr.training.config_io import TomlConfig, build, section_dict
 from edge_slr.training.teacher.corrnet import TeacherDims
 from edge_slr.training.teacher.pretrain import PretrainConfig
 
@@ -87,48 +88,23 @@ def _default_train() -> TrainConfig:
 
 
 @dataclass(frozen=True)
-class TeacherConfig:
+class TeacherConfig(TomlConfig):
     data: TeacherDataConfig = field(default_factory=TeacherDataConfig)
     model: TeacherModelConfig = field(default_factory=TeacherModelConfig)
     loss: TeacherLossConfig = field(default_factory=TeacherLossConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=_default_train)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _section_dict(getattr(self, f.name)) for f in fields(self)}
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> TeacherConfig:
         data = dict(data)
         # A [train] table only overrides the teacher's defaults, it does not reset them.
-        data["train"] = _section_dict(_default_train()) | dict(data.get("train", {}))
-        return _build(cls, data, where)
-
-    def with_overrides(self, overrides: Iterable[str]) -> TeacherConfig:
-        data = self.to_dict()
-        for item in overrides:
-            section, key, value = _parse_override(item)
-            if section not in data:
-                raise InputError(f"--set {item!r}: unknown table {section!r}; known: {list(data)}")
-            data[section][key] = value
-        return TeacherConfig.from_dict(data, where="--set")
+        data["train"] = section_dict(_default_train()) | dict(data.get("train", {}))
+        return build(cls, data, where)
 
 
 def load_teacher_config(
     path: str | Path | None = None, overrides: Iterable[str] = ()
 ) -> TeacherConfig:
     """Read a teacher TOML config (None: defaults) and apply ``--set`` overrides."""
-    config = TeacherConfig()
-    if path is not None:
-        path = Path(path)
-        try:
-            raw = _toml().loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FormatError(path, "config file does not exist") from None
-        except Exception as err:
-            raise FormatError(path, f"not valid TOML ({err})") from None
-        try:
-            config = TeacherConfig.from_dict(raw, where=str(path))
-        except InputError as err:
-            raise FormatError(path, str(err)) from None
-    return config.with_overrides(overrides)
+    return TeacherConfig.load(path, overrides)
