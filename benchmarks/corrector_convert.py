@@ -10,6 +10,13 @@ for each artifact and for the PyTorch reference, round-robin.
         --data ../shared/data/phoenix2014t
 
 Results: benchmarks/results/corrector_convert.{json,md} .
+
+    python benchmarks/corrector_convert.py --smoke    # CI: a tiny corrector trained now, TFLite
+
+The smoke run trains a tiny corrector (corrector_eval.smoke_corrector: 40 steps on 200
+PHOENIX-2014-T train sentences, needs ../shared/data), converts it to the TFLite target only (the
+fastest conversion; --targets picks others), verifies on 20 held-out sentences, times 3 sentences
+once and compares the gated corrections; it writes corrector_convert_smoke.{json,md}.
 """
 
 from __future__ import annotations
@@ -94,7 +101,7 @@ def _stats(values: list[float], prefix: str) -> dict[str, float]:
 
 def run(
     model: Path, data: Path, out: Path, heldout: int, rounds: int, threads: int,
-    latency_sentences: int,
+    latency_sentences: int, targets: tuple[str, ...] = tuple(TARGETS),
 ) -> dict:  # fmt: skip
     import torch
 
@@ -106,7 +113,7 @@ def run(
     corrector = load_corrector(model)
     rows, engines = {}, {"torch": [_torch_pair(s) for s in corrector.stages]}
     sentences = _inputs(data, corrector, latency_sentences)
-    for target in TARGETS:
+    for target in targets:
         started = time.perf_counter()
         try:
             result = convert(model, target, out / target, calibration=data, heldout_size=heldout)
@@ -256,17 +263,39 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def smoke(args: argparse.Namespace) -> dict[str, Any]:
+    """The same conversion, timing and gated comparison of a tiny corrector trained now (CI)."""
+    from benchmarks.corrector_eval import smoke_corrector
+    from edge_slr.paths import shared_data_dir
+
+    shared = shared_data_dir()
+    data = args.data or (shared / "phoenix2014t" if shared else None)
+    if data is None or not data.is_dir():
+        raise SystemExit("--smoke needs ../shared/data/phoenix2014t (or --data)")
+    targets = tuple(args.targets or ("tflite",))
+    with tempfile.TemporaryDirectory(prefix="corrector-convert-smoke-") as tmp:
+        model = smoke_corrector(Path(tmp) / "model", data)
+        out = args.out or Path(tmp) / "artifacts"
+        report = run(model, data, out, 20, 1, args.threads, 3, targets)
+        report["gated"] = gated(model, data, out, 20, args.threads)
+    report["smoke"] = "tiny corrector trained for 40 steps on 200 train sentences (CI)"
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "corrector-phoenix2014t")
-    parser.add_argument(
-        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "phoenix2014t"
-    )
+    parser.add_argument("--data", type=Path, default=None, help="PHOENIX-2014-T folder")
     parser.add_argument("--heldout", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--latency-sentences", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None, help="keep the artifacts here")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the results")
+    parser.add_argument("--targets", nargs="+", choices=list(TARGETS), help="default: all")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny corrector trained now, TFLite only (CI)"
+    )
     parser.add_argument(
         "--gated-only",
         action="store_true",
@@ -274,20 +303,30 @@ def main() -> int:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    results = args.results
+    if args.smoke:
+        report = smoke(args)
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "corrector_convert_smoke.json").write_text(json.dumps(report, indent=1) + "\n")
+        (results / "corrector_convert_smoke.md").write_text(markdown(report))
+        print(markdown(report))
+        return 0
+    data = args.data or ROOT.parent / "shared" / "data" / "phoenix2014t"
+    targets = tuple(args.targets or TARGETS)
     if args.gated_only:
-        path = RESULTS / "corrector_convert.json"
+        path = results / "corrector_convert.json"
         report = json.loads(path.read_text())
-        report["gated"] = gated(args.model, args.data, args.out, args.heldout, args.threads)
+        report["gated"] = gated(args.model, data, args.out, args.heldout, args.threads)
         path.write_text(json.dumps(report, indent=1) + "\n")
-        (RESULTS / "corrector_convert.md").write_text(markdown(report))
+        (results / "corrector_convert.md").write_text(markdown(report))
         print(markdown(report))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        report = run(args.model, args.data, args.out or Path(tmp), args.heldout, args.rounds,
-                     args.threads, args.latency_sentences)  # fmt: skip
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "corrector_convert.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "corrector_convert.md").write_text(markdown(report))
+        report = run(args.model, data, args.out or Path(tmp), args.heldout, args.rounds,
+                     args.threads, args.latency_sentences, targets)  # fmt: skip
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "corrector_convert.json").write_text(json.dumps(report, indent=1) + "\n")
+    (results / "corrector_convert.md").write_text(markdown(report))
     print(markdown(report))
     return 0
 

@@ -19,6 +19,12 @@ Writes benchmarks/results/corrector_<corpus><tag>.json and .md. With the results
     python benchmarks/corrector_eval.py --compare phoenix2014t
 
 writes the single-vs-dual table corrector_<corpus>_single_vs_dual.md.
+
+    python benchmarks/corrector_eval.py --smoke    # CI: a tiny corrector trained now, 20 sentences
+
+The smoke run trains a tiny two-stage corrector for 40 steps on 200 PHOENIX-2014-T train
+sentences (needs ../shared/data), evaluates it at 20% on the first 20 dev references and times 3
+sentences; it writes corrector_eval_smoke.{json,md}.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,7 +50,12 @@ from edge_slr.data.corpora import corpus_spec, load_corpus  # noqa: E402
 from edge_slr.metrics import load_references, score  # noqa: E402
 from edge_slr.paths import shared_data_dir  # noqa: E402
 from edge_slr.system import machine_info  # noqa: E402
-from edge_slr.training.corrector import load_checkpoint, load_corrector  # noqa: E402
+from edge_slr.training.corrector import (  # noqa: E402
+    load_checkpoint,
+    load_config,
+    load_corrector,
+    train_corrector,
+)
 from edge_slr.training.corrector.noise import GlossNoise, NoiseConfig  # noqa: E402
 from edge_slr.training.corrector.train import token_frequencies  # noqa: E402
 
@@ -51,6 +63,22 @@ RESULTS = ROOT / "benchmarks" / "results"
 DECODING = {"draft": False, "ungated": True}  # set by --decoding and --no-ungated
 LEVELS = (0.1, 0.2, 0.3, 0.4)
 SEED = 2014
+# The smoke runs' corrector (this script's and corrector_convert.py's): seconds to train.
+SMOKE_TRAINING = (
+    "model.d_model=32", "model.n_heads=2", "model.ff_dim=64", "model.encoder_layers=1",
+    "model.dropout=0.0", "train.max_steps=40", "train.batch_size=32", "train.threads=1",
+    "train.learning_rate=3e-3", "train.warmup_steps=5", "train.eval_every=20",
+    "train.log_every=20", "train.holdout=0.1", "train.gate_levels=[0.0, 0.2]",
+)  # fmt: skip
+
+
+def smoke_corrector(folder: Path, root: Path, count: int = 200) -> Path:
+    """A tiny two-stage corrector trained now (40 steps, d=32) on the first ``count`` train
+    sentences of the PHOENIX-2014-T folder ``root``, saved in ``folder`` (the smoke runs' model)."""
+    sentences = [s.glosses for s in load_corpus("phoenix2014t", root, "train") if s.glosses]
+    overrides = [*SMOKE_TRAINING, "train.corpus=phoenix2014t", f"train.root={root}"]
+    train_corrector(load_config(None, overrides), folder, sentences=sentences[:count])
+    return folder
 
 
 class EvalNoise:
@@ -99,11 +127,12 @@ def calibrate(noise: EvalNoise, clean, refs, corpus: str, target: float, seed: i
     return best
 
 
-def evaluate_split(corrector, noise, corpus, root, split, levels, beam):
+def evaluate_split(corrector, noise, corpus, root, split, levels, beam, limit=None):
+    """Rows for one split; ``limit`` keeps only the first references (None: all)."""
     samples = load_corpus(corpus, root, split)
     refs = load_references(corpus_spec(corpus).stm_path(root, split))
     by_id = {s.id: list(s.glosses) for s in samples}
-    ids = [i for i in refs if i in by_id]
+    ids = [i for i in refs if i in by_id][:limit]
     refs = {i: refs[i] for i in ids}
     clean = [by_id[i] for i in ids]
     rows = [
@@ -299,16 +328,16 @@ def gates_line(report: dict) -> str:
     return "Gates (tuned on held-out train sentences" + rule + "): " + "; ".join(parts) + "."
 
 
-def compare(corpus: str) -> str:
+def compare(corpus: str, results: Path = RESULTS) -> str:
     """Single vs dual (paper Table 5) from the result files already written for ``corpus``."""
     name = f"corrector_{corpus}"
     found = {
-        tag: json.loads((RESULTS / f"{name}{tag}.json").read_text())
+        tag: json.loads((results / f"{name}{tag}.json").read_text())
         for tag in ("", "_single", "_nocopy")
-        if (RESULTS / f"{name}{tag}.json").is_file()
+        if (results / f"{name}{tag}.json").is_file()
     }
     if "" not in found or "_single" not in found:
-        raise SystemExit(f"need {name}.json and {name}_single.json in {RESULTS}")
+        raise SystemExit(f"need {name}.json and {name}_single.json in {results}")
     dual, single = found[""], found["_single"]
 
     def minutes(report: dict) -> str:
@@ -341,8 +370,69 @@ def compare(corpus: str) -> str:
             f"| {key[0]} | {key[1]:.0%} | " + " | ".join(f"{100 * c:.2f}" for c in cells) + " |"
         )
     text = "\n".join(lines) + "\n"
-    (RESULTS / f"{name}_single_vs_dual.md").write_text(text)
+    (results / f"{name}_single_vs_dual.md").write_text(text)
     return text
+
+
+def evaluate_model(corpus: str, model_dir, data: Path, args: argparse.Namespace) -> dict:
+    """The report of one model: WER rows per split and level, gates, training, latency."""
+    root = data / corpus_spec(corpus).shared_folder
+    corrector = load_corrector(model_dir)
+    raw = load_checkpoint(model_dir)
+    noise_cfg = NoiseConfig.from_dict(raw["config"].get("noise", {}))
+    train = [s.glosses for s in load_corpus(corpus, root, "train") if s.glosses]
+    noise = EvalNoise(corrector, noise_cfg, train)
+    start = time.perf_counter()
+    rows = []
+    for split in args.splits:
+        rows += evaluate_split(
+            corrector, noise, corpus, root, split, args.levels, args.beam, args.limit_sentences
+        )
+    dev = [list(s.glosses) for s in load_corpus(corpus, root, "dev")]
+    return {
+        "corpus": corpus,
+        "model": str(model_dir),
+        "dims": raw["dims"],
+        "gates": raw["gates"],
+        "config": raw["config"],
+        "training": raw["metadata"]["training"],
+        "versions": raw["versions"],
+        "beam": args.beam,
+        "decoding": args.decoding,
+        "note": args.note,
+        "rows": rows,
+        "no_harm": all(
+            r["wer_dual"] <= r["wer_before"] and r["wer_single"] <= r["wer_before"]
+            for r in rows
+            if r["target"] > 0
+        ),
+        "eval_seconds": round(time.perf_counter() - start, 1),
+        "latency": measure_latency(corrector, noise, dev, args.latency_sentences),
+        "machine": machine_info().to_dict(),
+        "loadavg_end": list(os.getloadavg()),
+    }
+
+
+def write(report: dict, stem: Path) -> None:
+    stem.parent.joinpath(f"{stem.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    stem.parent.joinpath(f"{stem.name}.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def smoke(args: argparse.Namespace, data: Path) -> None:
+    """The same evaluation of a tiny corrector trained now, on a few dev sentences (CI)."""
+    args.splits, args.levels, args.latency_sentences = ["dev"], [0.2], 3
+    if args.limit_sentences is None:
+        args.limit_sentences = 20
+    args.note = args.note or (
+        "Smoke run (CI): a tiny corrector trained for 40 steps on 200 train sentences, "
+        f"the first {args.limit_sentences} dev references; the numbers mean nothing."
+    )
+    with tempfile.TemporaryDirectory(prefix="corrector-eval-smoke-") as tmp:
+        root = data / corpus_spec("phoenix2014t").shared_folder
+        model = smoke_corrector(Path(tmp) / "model", root)
+        report = evaluate_model("phoenix2014t", model, data, args)
+    write(report, args.results / "corrector_eval_smoke")
 
 
 def main() -> int:
@@ -357,8 +447,17 @@ def main() -> int:
     parser.add_argument("--levels", nargs="+", type=float, default=list(LEVELS))
     parser.add_argument("--beam", type=int, default=1, help="also score beam search of this width")
     parser.add_argument("--latency-sentences", type=int, default=200)
+    parser.add_argument(
+        "--limit-sentences", type=int, default=None, help="only the first N references per split"
+    )
     parser.add_argument("--data", type=Path, default=None, help="shared data folder")
     parser.add_argument("--tag", default="", help="suffix of the result file names")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the results")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a tiny corrector trained now, dev at 20%% on 20 sentences (CI; needs shared data)",
+    )
     parser.add_argument(
         "--decoding",
         choices=("batched", "draft"),
@@ -376,56 +475,24 @@ def main() -> int:
     DECODING["draft"] = args.decoding == "draft"
     DECODING["ungated"] = not args.no_ungated
     if args.compare:
-        print(compare(args.compare))
+        print(compare(args.compare, args.results))
         return 0
-    if not args.model:
-        parser.error("give --model CORPUS=DIR (or --compare CORPUS)")
+    if not args.model and not args.smoke:
+        parser.error("give --model CORPUS=DIR (or --compare CORPUS, or --smoke)")
     import torch
 
     torch.set_num_threads(1)
     data = args.data or shared_data_dir()
     if data is None:
         parser.error("../shared/data is absent; pass --data")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    if args.smoke:
+        smoke(args, data)
+        return 0
     for spec in args.model:
         corpus, _, model_dir = spec.partition("=")
-        root = data / corpus_spec(corpus).shared_folder
-        corrector = load_corrector(model_dir)
-        raw = load_checkpoint(model_dir)
-        noise_cfg = NoiseConfig.from_dict(raw["config"].get("noise", {}))
-        train = [s.glosses for s in load_corpus(corpus, root, "train") if s.glosses]
-        noise = EvalNoise(corrector, noise_cfg, train)
-        start = time.perf_counter()
-        rows = []
-        for split in args.splits:
-            rows += evaluate_split(corrector, noise, corpus, root, split, args.levels, args.beam)
-        dev = [list(s.glosses) for s in load_corpus(corpus, root, "dev")]
-        report = {
-            "corpus": corpus,
-            "model": str(model_dir),
-            "dims": raw["dims"],
-            "gates": raw["gates"],
-            "config": raw["config"],
-            "training": raw["metadata"]["training"],
-            "versions": raw["versions"],
-            "beam": args.beam,
-            "decoding": args.decoding,
-            "note": args.note,
-            "rows": rows,
-            "no_harm": all(
-                r["wer_dual"] <= r["wer_before"] and r["wer_single"] <= r["wer_before"]
-                for r in rows
-                if r["target"] > 0
-            ),
-            "eval_seconds": round(time.perf_counter() - start, 1),
-            "latency": measure_latency(corrector, noise, dev, args.latency_sentences),
-            "machine": machine_info().to_dict(),
-            "loadavg_end": list(os.getloadavg()),
-        }
-        name = f"corrector_{corpus}{args.tag}"
-        (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
-        (RESULTS / f"{name}.md").write_text(markdown(report))
-        print(markdown(report))
+        report = evaluate_model(corpus, model_dir, data, args)
+        write(report, args.results / f"corrector_{corpus}{args.tag}")
     return 0
 
 
