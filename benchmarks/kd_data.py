@@ -55,15 +55,9 @@ def select_sentences(
 
 
 def _init(config, durations, writer) -> None:  # noqa: ANN001 - worker set-up
-    from edge_slr.data.synth.generate import SignSynth
+    from edge_slr.data.synth.generate import synth_for
 
-    _WORKER["synth"] = SignSynth(
-        seed=config.seed,
-        lexicon_seed=config.lexicon_seed,
-        difficulty=config.difficulty,
-        durations=durations,
-        frame_size=config.frame_size,
-    )
+    _WORKER["synth"] = synth_for(config, durations)
     _WORKER["writer"] = writer
 
 

@@ -84,6 +84,23 @@ def window_features(preset: Any, data: np.ndarray, reference: Reference | None) 
     return replace(preset, normalization="none").features(normalised)
 
 
+def check_timestamp(timestamp_ms: Any, last_ms: float | None) -> None:
+    """InputError for a timestamp that is not a finite number >= 0 after ``last_ms`` (if any)."""
+    number = isinstance(timestamp_ms, (int, float, np.integer, np.floating))
+    if (
+        isinstance(timestamp_ms, bool)
+        or not number
+        or not math.isfinite(timestamp_ms)
+        or (timestamp_ms < 0)
+    ):
+        raise InputError(f"timestamp_ms must be a finite number >= 0, got {timestamp_ms!r}")
+    if last_ms is not None and timestamp_ms <= last_ms:
+        raise InputError(
+            f"timestamps must strictly increase: got {timestamp_ms} ms after "
+            f"{last_ms:g} ms (call reset() before a new video)"
+        )
+
+
 class FrameRateAdapter:
     """Puts frames on the model's clock: ticks ``1000 / fps`` ms apart from the first frame.
 
@@ -105,19 +122,7 @@ class FrameRateAdapter:
 
     def check(self, timestamp_ms: Any) -> None:
         """InputError for a timestamp that is not a number >= 0 after the previous one."""
-        number = isinstance(timestamp_ms, (int, float, np.integer, np.floating))
-        if (
-            isinstance(timestamp_ms, bool)
-            or not number
-            or not math.isfinite(timestamp_ms)
-            or (timestamp_ms < 0)
-        ):
-            raise InputError(f"timestamp_ms must be a finite number >= 0, got {timestamp_ms!r}")
-        if self.last_ms is not None and timestamp_ms <= self.last_ms:
-            raise InputError(
-                f"timestamps must strictly increase: got {timestamp_ms} ms after "
-                f"{self.last_ms:g} ms (call reset() before a new video)"
-            )
+        check_timestamp(timestamp_ms, self.last_ms)
 
     def ticks(self, timestamp_ms: float) -> list[float]:
         """Tick times this frame is emitted at: [] (dropped), or held-frame ticks then its own."""

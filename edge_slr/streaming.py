@@ -30,7 +30,6 @@ Two things keep a stream's input like the model's training input (:mod:`edge_slr
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,6 +58,7 @@ from edge_slr.stream_input import (  # noqa: F401 - part of this module's interf
     FrameRateAdapter,
     Reference,
     RunningShoulders,
+    check_timestamp,
     resample_indices,
     window_features,
 )
@@ -102,19 +102,7 @@ class LandmarkStream:
         self._next_step = 0  # first output step no window owns yet
 
     def check_timestamp(self, timestamp_ms: Any) -> None:
-        number = isinstance(timestamp_ms, (int, float, np.integer, np.floating))
-        if (
-            isinstance(timestamp_ms, bool)
-            or not number
-            or not math.isfinite(timestamp_ms)
-            or (timestamp_ms < 0)
-        ):
-            raise InputError(f"timestamp_ms must be a finite number >= 0, got {timestamp_ms!r}")
-        if self.times and timestamp_ms <= self.times[-1]:
-            raise InputError(
-                f"timestamps must strictly increase: got {timestamp_ms} ms after "
-                f"{self.times[-1]:g} ms (call reset() before a new video)"
-            )
+        check_timestamp(timestamp_ms, self.times[-1] if self.times else None)
 
     def add(self, points: np.ndarray, timestamp_ms: float) -> tuple[list[Sentence], Timings]:
         """Add one frame (543, 4); runs a window when one is complete."""

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_slr.data.dataset import DatasetWriter, IndexEntry
-from edge_slr.data.synth.generate import SignSynth, SynthConfig, duration_model, sentences_for
+from edge_slr.data.synth.generate import (
+    SignSynth,
+    SynthConfig,
+    duration_model,
+    sentences_for,
+    synth_for,
+)
 from edge_slr.data.synth.sentences import SentenceSpec
 from edge_slr.errors import InputError
 
@@ -148,13 +154,7 @@ Task = tuple[str, SentenceSpec, int]  # split, sentence, signer index
 
 
 def _init_worker(config: SynthConfig, durations: Any, writer: DatasetWriter) -> None:
-    _WORKER["synth"] = SignSynth(
-        seed=config.seed,
-        lexicon_seed=config.lexicon_seed,
-        difficulty=config.difficulty,
-        durations=durations,
-        frame_size=config.frame_size,
-    )
+    _WORKER["synth"] = synth_for(config, durations)
     _WORKER["writer"] = writer
 
 

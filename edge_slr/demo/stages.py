@@ -49,9 +49,13 @@ class Stage:
         key = cache_key(spec)
         return cls(name, key, work_dir / name / key, spec)
 
+    @property
+    def stamp_path(self) -> Path:
+        return self.folder / STAMP
+
     def stamp(self) -> dict[str, Any] | None:
         """The finished stage's stamp, or None when it has not finished with this key."""
-        path = self.folder / STAMP
+        path = self.stamp_path
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
@@ -66,9 +70,10 @@ class Stage:
             "summary": summary,
             "seconds": round(seconds, 1),
         }
-        tmp = self.folder / (STAMP + ".tmp")
+        path = self.stamp_path
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.folder / STAMP)
+        os.replace(tmp, path)
         return data
 
 
@@ -301,22 +306,9 @@ def target_stamp_name(target: str) -> str:
 class TargetStage(Stage):
     """A conversion target: its stamp lives beside the models (one folder, several targets)."""
 
-    def stamp(self) -> dict[str, Any] | None:
-        path = self.folder / target_stamp_name(self.name)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return data if data.get("key") == self.key else None
-
-    def finish(self, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
-        data = {"stage": self.name, "key": self.key, "spec": self.spec, "summary": summary}
-        data["seconds"] = round(seconds, 1)
-        path = self.folder / target_stamp_name(self.name)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return data
+    @property
+    def stamp_path(self) -> Path:
+        return self.folder / target_stamp_name(self.name)
 
 
 def install_corrector(corrector_dir: Path, models_dir: Path) -> Path:

@@ -45,6 +45,7 @@ from edge_slr.training.corrector.decode import (
     Correction,
     GateConfig,
     StageResult,
+    batch_stage_count,
     edit_rate,
     output_limit,
 )
@@ -172,15 +173,9 @@ class RuntimeCorrector:
         num_stages: int | None = None,
     ) -> list[Correction]:
         """Correct many sentences; ``num_stages`` uses only the first stages."""
-        if isinstance(sentences, str):
-            raise InputError(
-                "correct_batch takes a list of sentences (lists of glosses), got a string"
-            )
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise InputError(f"beam_size must be an integer >= 1, got {beam_size!r}")
-        count = len(self.stages) if num_stages is None else num_stages
-        if not 1 <= count <= len(self.stages):
-            raise InputError(f"num_stages must be in 1..{len(self.stages)}, got {num_stages}")
+        count = batch_stage_count(sentences, num_stages, len(self.stages))
         if beam_size == 1 and self.decoding == "draft":
             return [self._draft.correct(s, gate=gate, num_stages=count) for s in sentences]
         return [self._correct_one(s, count, beam_size, gate) for s in sentences]

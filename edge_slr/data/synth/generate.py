@@ -204,18 +204,23 @@ def vocabulary_sentences(config: SynthConfig) -> list[tuple[str, ...]]:
     return [s.glosses for s in sentences_for(config, "train")]
 
 
-# -- dataset building (worker processes) ------------------------------------------------------
-_WORKER: dict = {}
-
-
-def _init_worker(config: SynthConfig, durations: DurationModel, writer: DatasetWriter) -> None:
-    _WORKER["synth"] = SignSynth(
+def synth_for(config: SynthConfig, durations: DurationModel) -> SignSynth:
+    """The synthesiser a dataset build uses (one per worker process)."""
+    return SignSynth(
         seed=config.seed,
         lexicon_seed=config.lexicon_seed,
         difficulty=config.difficulty,
         durations=durations,
         frame_size=config.frame_size,
     )
+
+
+# -- dataset building (worker processes) ------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(config: SynthConfig, durations: DurationModel, writer: DatasetWriter) -> None:
+    _WORKER["synth"] = synth_for(config, durations)
     _WORKER["writer"] = writer
 
 

@@ -285,6 +285,16 @@ def edit_rate(source: Sequence[int], proposal: Sequence[int]) -> float:
     return alignment.errors / max(1, len(source))
 
 
+def batch_stage_count(sentences: Any, num_stages: int | None, total: int) -> int:
+    """How many of ``total`` stages ``correct_batch`` runs; InputError for a string or a bad count."""
+    if isinstance(sentences, str):
+        raise InputError("correct_batch takes a list of sentences (lists of glosses), got a string")
+    count = total if num_stages is None else num_stages
+    if not 1 <= count <= total:
+        raise InputError(f"num_stages must be in 1..{total}, got {num_stages}")
+    return count
+
+
 def run_stage(
     model: torch.nn.Module,
     sources: Sequence[Sequence[int]],
@@ -353,13 +363,7 @@ class Corrector:
         num_stages: int | None = None,
     ) -> list[Correction]:
         """Correct many sentences; ``num_stages`` uses only the first stages (1 = single model)."""
-        if isinstance(sentences, str):
-            raise InputError(
-                "correct_batch takes a list of sentences (lists of glosses), got a string"
-            )
-        count = len(self.stages) if num_stages is None else num_stages
-        if not 1 <= count <= len(self.stages):
-            raise InputError(f"num_stages must be in 1..{len(self.stages)}, got {num_stages}")
+        count = batch_stage_count(sentences, num_stages, len(self.stages))
         stages = list(zip(self.stages[:count], self.gates[:count], strict=True))
         results: list[Correction] = []
         for start in range(0, len(sentences), batch_size):

@@ -347,16 +347,7 @@ def train_corrector(
     pool: list[Pair] = []
     for index in range(dims.stages):
         model, log = _train_one_stage(config, data, index, stages[-1] if stages else None, pool)
-        held_refs = data.held * cfg.gate_copies
-        tuning = tune_gate(
-            model,
-            data.vocab,
-            held_refs,
-            current,
-            cfg.corpus,
-            cfg.gate_max_harm,
-            cfg.gate_min_gain,
-        )
+        tuning = _tune_stage_gate(model, data, current, cfg)
         logger.info("stage %d gate %s", index + 1, tuning.gate)
         stages.append(model)
         logs.append(log)
@@ -396,6 +387,22 @@ def gate_inputs(
     }
 
 
+def _tune_stage_gate(
+    model: torch.nn.Module, data: TrainData, current: dict[float, list[list[int]]], cfg: TrainConfig
+) -> GateTuning:
+    """Tune one stage's gate on the held-out sentences (``gate_copies`` noisy copies of each)."""
+    held_refs = data.held * cfg.gate_copies
+    return tune_gate(
+        model,
+        data.vocab,
+        held_refs,
+        current,
+        cfg.corpus,
+        cfg.gate_max_harm,
+        cfg.gate_min_gain,
+    )
+
+
 def retune_gates(
     corrector: Corrector,
     config: CorrectorConfig,
@@ -415,16 +422,7 @@ def retune_gates(
     current = gate_inputs(data, data.noise(config.noise), cfg)
     tunings = []
     for model in corrector.stages:
-        held_refs = data.held * cfg.gate_copies
-        tuning = tune_gate(
-            model,
-            data.vocab,
-            held_refs,
-            current,
-            cfg.corpus,
-            cfg.gate_max_harm,
-            cfg.gate_min_gain,
-        )
+        tuning = _tune_stage_gate(model, data, current, cfg)
         logger.info("retuned gate %s", tuning.gate)
         tunings.append(tuning)
         current = dict(zip(sorted(current), tuning.outputs, strict=True))
