@@ -37,8 +37,31 @@ PADDING_CHOICES = ("valid", "same")
 _LEGACY_DEFAULTS = {"pre_lstm": "none"}
 
 
+class TwoBlockGeometry:
+    """Time geometry of two temporal blocks (conv, conv, max-pool 2) = stride 4, shared by the
+    student and the teacher so that their output steps line up for distillation. Subclasses
+    define ``_shrink``: frames one block's convolutions lose (0 with 'same' padding)."""
+
+    _shrink: int
+
+    def output_length(self, num_frames: int) -> int:
+        """Number of output steps for an input of ``num_frames`` (0 or less: too short)."""
+        after_block1 = (num_frames - self._shrink) // 2
+        return (after_block1 - self._shrink) // 2
+
+    @property
+    def min_input_length(self) -> int:
+        """Shortest input that yields one output step (the receptive field with valid padding)."""
+        # Invert output_length: block 2 needs 2 + shrink frames, block 1 twice that + shrink.
+        return 2 * (2 + self._shrink) + self._shrink
+
+    @property
+    def downsampling(self) -> int:
+        return 4
+
+
 @dataclass(frozen=True)
-class StudentDims:
+class StudentDims(TwoBlockGeometry):
     """Sizes of the student. Stored in every checkpoint; the defaults are a CPU-friendly size.
 
     ``StudentDims.paper(num_classes)`` gives the paper's shape (about 5.7 M parameters).
@@ -101,21 +124,6 @@ class StudentDims:
     def _shrink(self) -> int:
         """Frames lost by two stacked convolutions (0 with 'same' padding)."""
         return 0 if self.padding == "same" else 2 * (self.kernel_size - 1)
-
-    def output_length(self, num_frames: int) -> int:
-        """Number of output steps for an input of ``num_frames`` (0 or less: too short)."""
-        after_block1 = (num_frames - self._shrink) // 2
-        return (after_block1 - self._shrink) // 2
-
-    @property
-    def min_input_length(self) -> int:
-        """Shortest input that yields one output step (the receptive field with valid padding)."""
-        # Invert output_length: block 2 needs 2 + shrink frames, block 1 twice that + shrink.
-        return 2 * (2 + self._shrink) + self._shrink
-
-    @property
-    def downsampling(self) -> int:
-        return 4
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

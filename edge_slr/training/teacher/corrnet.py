@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
+from edge_slr.training.models import TwoBlockGeometry
 from edge_slr.training.teacher.correlation import correlation_classes
 from edge_slr.training.teacher.resnet import STEMS, build_resnet18, spatial_size, stage_channels
 
@@ -56,7 +57,7 @@ def edge_trim_for(student_kernel: int, student_padding: str = "valid") -> int:
 
 
 @dataclass(frozen=True)
-class TeacherDims:
+class TeacherDims(TwoBlockGeometry):
     """Sizes of the teacher; stored in its checkpoint."""
 
     num_classes: int
@@ -116,17 +117,6 @@ class TeacherDims:
         return (
             0 if self.temporal_padding == "same" else self.temporal_kernel - 1 + 2 * self.edge_trim
         )
-
-    def output_length(self, num_frames: int) -> int:
-        return ((num_frames - self._shrink) // 2 - self._shrink) // 2
-
-    @property
-    def min_input_length(self) -> int:
-        return 2 * (2 + self._shrink) + self._shrink
-
-    @property
-    def downsampling(self) -> int:
-        return 4
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
