@@ -18,6 +18,7 @@ stage's output; ``alpha`` starts at 0, so the backbone path is intact at the sta
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -42,13 +43,9 @@ def neighbour_index(torch: Any, lengths: torch.Tensor, step: int) -> torch.Tenso
     return torch.minimum(torch.maximum(index, starts[owner]), ends[owner])
 
 
-_CLASSES: dict[str, type] = {}
-
-
+@functools.cache  # the classes are defined once, on first use, so torch loads only then
 def correlation_classes() -> dict[str, type]:
-    if not _CLASSES:
-        _CLASSES.update(_define(require("torch", "the video teacher")))
-    return _CLASSES
+    return _define(require("torch", "the video teacher"))
 
 
 def _define(torch: Any) -> dict[str, type]:

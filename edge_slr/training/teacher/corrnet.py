@@ -27,6 +27,7 @@ Losses (CorrNet/VAC): CTC on the BiLSTM head + CTC on the conv head + 25 x self-
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -182,13 +183,9 @@ def corrnet_loss(
 
 
 # -- modules ----------------------------------------------------------------------------------
-_CLASSES: dict[str, type] = {}
-
-
+@functools.cache  # the classes are defined once, on first use, so torch loads only then
 def _classes() -> dict[str, type]:
-    if not _CLASSES:
-        _CLASSES.update(_define(require("torch", "the video teacher")))
-    return _CLASSES
+    return _define(require("torch", "the video teacher"))
 
 
 def _define(torch: Any) -> dict[str, type]:

@@ -16,6 +16,7 @@ Parameter names follow torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1`` ...
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,13 +85,9 @@ def load_backbone_weights(backbone: torch.nn.Module, source: str | Path | dict[s
     backbone.load_state_dict(state)
 
 
-_CLASSES: dict[str, type] = {}
-
-
+@functools.cache  # the classes are defined once, on first use, so torch loads only then
 def _classes() -> dict[str, type]:
-    if not _CLASSES:
-        _CLASSES.update(_define(require("torch", "the video teacher")))
-    return _CLASSES
+    return _define(require("torch", "the video teacher"))
 
 
 def _define(torch: Any) -> dict[str, type]:
