@@ -54,9 +54,11 @@ from edge_slr.recognizer_core import (  # noqa: F401 - part of this module's int
     MAX_FILL_SECONDS,
     MAX_SENTENCE_GLOSSES,
     RecognizerCore,
+    landmark_warnings,
 )
 from edge_slr.recognizer_options import (  # noqa: F401 - part of this module's interface
     RecognizerOptions,
+    check_fps,
     check_landmarks,
 )
 from edge_slr.results import RecognitionResult, ms_since
@@ -102,6 +104,7 @@ class Recognizer(RecognizerCore):
         self._stream = self._new_stream()
         self._clock = self._new_clock()
         self._history: deque[RecognitionResult] = deque(maxlen=HISTORY)
+        self._live: Any = None  # the live pipeline (running_mode "live_stream"), made on first use
 
     # -- creation -------------------------------------------------------------------------------
     @classmethod
@@ -146,7 +149,11 @@ class Recognizer(RecognizerCore):
 
         ``fps`` (else the sequence's, else ``options.fps``, else the model's): input at another
         rate is resampled to the model's; frame spans refer to the input's frames.
+        ``warnings`` of the result say when the landmarks hold nothing usable.
         """
+        self._check_open()
+        if fps is not None:
+            fps = check_fps(fps)
         if isinstance(landmarks, LandmarkSequence):
             data, fps = landmarks.data, fps or landmarks.fps
         else:
@@ -160,6 +167,9 @@ class Recognizer(RecognizerCore):
         InputError for a missing file or a video without a person, FormatError for one that
         does not decode.
         """
+        self._check_open()
+        if fps is not None:
+            fps = check_fps(fps)
         started = time.perf_counter()
         sequence = self._video_extractor().extract_video(path, fps=fps)
         extraction = Timings(extraction_ms=ms_since(started))
@@ -172,6 +182,9 @@ class Recognizer(RecognizerCore):
     ) -> RecognitionResult:
         """Recognise preset features ``(T, F)`` at the model's frame rate (no landmarks; single
         pass; not resampled: ``fps`` only sets the times)."""
+        self._check_open()
+        if fps is not None:
+            fps = check_fps(fps)
         features = self._check_features(features)
         fps = float(fps or self._options.fps or self._fps)
         times = np.arange(len(features)) * (1000.0 / fps)
@@ -188,6 +201,8 @@ class Recognizer(RecognizerCore):
         ends a sentence; then that sentence comes back once with ``final`` True and its
         correction.
         """
+        self._check_open()
+        self._check_not_live("process_frame")
         self._clock.check(timestamp_ms)
         started = time.perf_counter()
         points = self._video_extractor().extract_video_frame(rgb, int(timestamp_ms))
@@ -198,6 +213,8 @@ class Recognizer(RecognizerCore):
 
     def process_landmarks(self, frame: np.ndarray, timestamp_ms: float) -> RecognitionResult:
         """Add one frame of landmarks ``(543, 4)`` (streaming without MediaPipe)."""
+        self._check_open()
+        self._check_not_live("process_landmarks")
         self._clock.check(timestamp_ms)
         if np.shape(frame) != (NUM_POINTS, 4):
             raise InputError(
@@ -221,30 +238,73 @@ class Recognizer(RecognizerCore):
 
     def finish(self) -> RecognitionResult:
         """End the stream: recognise what is left and return it; the next frame starts anew."""
+        self._check_open()
+        if self._live is not None and not self._live.on_worker():
+            return self._live.finish()
         glosses, timings = self._stream.finish()
         result = self._corrected(glosses, timings, self._stream.total)
         self._history.append(result)
         self._stream = self._new_stream()
         self._clock = self._new_clock()
-        if self._extractor is not None:
-            self._extractor.reset()
+        self._reset_extractor()
         return result
 
     def reset(self) -> None:
         """Forget the stream (frames, pending steps, sentences, tracking): start anew."""
+        self._check_open()
+        self._check_not_live("reset")
         self._stream = self._new_stream()
         self._clock = self._new_clock()
         self._history.clear()
-        if self._extractor is not None:
-            self._extractor.reset()
+        self._reset_extractor()
 
     @property
     def sentences(self) -> tuple[RecognitionResult, ...]:
         """The stream's finished sentences so far (the last 100)."""
         return tuple(self._history)
 
+    # -- live stream (running_mode "live_stream"; edge_slr.live) --------------------------------
+    def recognize_async(self, rgb: np.ndarray, timestamp_ms: int) -> None:
+        """Queue one RGB frame ``(H, W, 3)`` uint8 and return at once (running_mode
+        "live_stream"). Results come to ``options.result_callback(result, info)`` on a worker
+        thread: landmark extraction and recognition run on two workers that overlap; frames that
+        extraction cannot take in time are dropped and counted (``drop_policy``). See
+        :mod:`edge_slr.live`; :meth:`finish` waits for the queued frames and ends the stream."""
+        self._live_pipeline().recognize_async(rgb, timestamp_ms)
+
+    def live_stats(self) -> Any:
+        """The live stream's frames, drops, fps, queue depths and latencies (LiveStats)."""
+        return self._live_pipeline().stats()
+
+    def _live_pipeline(self) -> Any:
+        self._check_open()
+        if self._options.running_mode != "live_stream":
+            raise InputError(
+                "recognize_async needs RecognizerOptions(running_mode='live_stream', "
+                f"result_callback=...); this Recognizer has running_mode="
+                f"{self._options.running_mode!r}"
+            )
+        if self._live is None:
+            from edge_slr.live import LiveRecognizer
+
+            self._live = LiveRecognizer.create_from_recognizer(
+                self,
+                drop_policy=self._options.drop_policy,
+                result_callback=self._options.result_callback,
+            )
+        return self._live
+
+    def _check_not_live(self, method: str) -> None:
+        if self._live is not None and not self._live.on_worker():
+            raise InputError(
+                f"{method}() cannot be used while a live stream runs (recognize_async)"
+            )
+
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
@@ -267,9 +327,12 @@ class Recognizer(RecognizerCore):
         return f"<Recognizer {self._description.graph.file.name} on {runtime}, {corrector}>"
 
     # -- internals ------------------------------------------------------------------------------
+    def _reset_extractor(self) -> None:
+        if self._extractor is not None:
+            self._extractor.reset()
+
     def _video_extractor(self) -> Any:
-        if self._runtime is None:
-            raise InputError("this Recognizer is closed; create a new one")
+        self._check_open()
         if self._extractor is None:
             from edge_slr.landmarks.extract import HolisticExtractor
 
@@ -281,8 +344,11 @@ class Recognizer(RecognizerCore):
         self, data: np.ndarray, times: np.ndarray, fps: float, timings: Timings
     ) -> RecognitionResult:
         """Recognise ``data`` recorded at ``fps``, resampled to the model's rate if it differs."""
+        warnings = landmark_warnings(data)
+        for warning in warnings:
+            logger.debug("%s", warning)  # the result carries it; the CLI prints it
         if abs(fps - self._fps) <= FPS_TOLERANCE * self._fps:
-            return self._recognize(data, times, timings)
+            return replace(self._recognize(data, times, timings), warnings=warnings)
         index, _ = resample_indices(times, self._fps, self._max_fill())
         logger.debug("resampled %d frames at %g fps to %d at %g", len(data), fps, len(index),
                      self._fps)  # fmt: skip
@@ -292,7 +358,7 @@ class Recognizer(RecognizerCore):
                     end_frame=int(index[g.end_frame - 1]) + 1)
             for g in result.glosses
         )  # fmt: skip
-        return replace(result, glosses=glosses, num_frames=len(data))
+        return replace(result, glosses=glosses, num_frames=len(data), warnings=warnings)
 
     def _recognize(
         self, data: np.ndarray, times: np.ndarray, timings: Timings

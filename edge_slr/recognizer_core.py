@@ -16,6 +16,7 @@ import numpy as np
 
 from edge_slr.decoding import DecodeResult, beam_search, greedy_decode, log_softmax
 from edge_slr.errors import FormatError, InputError
+from edge_slr.landmarks.layout import PART_SLICES
 from edge_slr.recognizer_options import RecognizerOptions
 from edge_slr.results import RecognitionResult, RecognizedGloss, Timings, ms_since
 from edge_slr.streaming import (
@@ -34,6 +35,51 @@ if TYPE_CHECKING:
 
 MAX_SENTENCE_GLOSSES = 60  # a stream sentence ends here without a pause (corrector: its limit)
 MAX_FILL_SECONDS = 2.0  # frame-rate adaptation: a longer gap between frames restarts the clock
+# Landmarks that cannot come from a person filmed (landmark_warnings): most detected hand points
+# lie OUTSIDE_MARGIN outside the image (pixel units, say), or the median point moves more than
+# MAX_MEDIAN_JUMP of the image between consecutive frames: uniform random points move about half
+# of it, the 16 real MediaPipe recordings in ../shared/data 0.0005 to 0.004 (p99 0.03 to 0.14).
+MAX_MEDIAN_JUMP = 0.2
+OUTSIDE_MARGIN = 0.5
+
+
+def landmark_warnings(data: np.ndarray) -> tuple[str, ...]:
+    """Why ``(T, 543, 4)`` landmarks hold nothing usable to recognise, if they do.
+
+    Usable means: a person (any part detected) in some frame, a hand in some frame, and
+    landmarks a camera could have produced: detected points that move less than
+    :data:`MAX_MEDIAN_JUMP` of the image between frames (median over points) and hand points
+    mostly within the image (normalised coordinates, :data:`OUTSIDE_MARGIN` of slack).
+    """
+    frames = len(data)
+    seen = data[..., 3] > 0
+    if not seen.any():
+        return (f"no person was detected in any of the {frames} frames: nothing to recognise",)
+    hands = np.concatenate([seen[:, PART_SLICES[h]] for h in ("left_hand", "right_hand")], axis=1)
+    if not hands.any():
+        return (
+            f"no hand was detected in any of the {frames} frames: signs cannot be recognised "
+            "without hands, so the glosses are not a recognition of signing",
+        )
+    points = np.concatenate([data[:, PART_SLICES[h], :2] for h in ("left_hand", "right_hand")], 1)
+    outside = ((points < -OUTSIDE_MARGIN) | (points > 1 + OUTSIDE_MARGIN)).any(axis=-1)[hands]
+    if outside.mean() > 0.5:
+        return (
+            f"{outside.mean():.0%} of the detected hand points lie outside the image: expected "
+            "coordinates normalised to the image (0..1), so the glosses are not a recognition "
+            "of signing",
+        )
+    both = seen[1:] & seen[:-1]
+    if both.any():
+        jumps = np.linalg.norm(data[1:, :, :2] - data[:-1, :, :2], axis=-1)[both]
+        jump = float(np.median(jumps))
+        if jump > MAX_MEDIAN_JUMP:
+            return (
+                f"the landmarks jump by {jump:.2f} of the image between frames (median point; "
+                f"a filmed person moves less than {MAX_MEDIAN_JUMP}): they look random, so the "
+                "glosses are not a recognition of signing",
+            )
+    return ()
 
 
 class RecognizerCore:
@@ -66,9 +112,13 @@ class RecognizerCore:
 
     @property
     def runtime(self) -> Runtime:
+        self._check_open()
+        assert self._runtime is not None
+        return self._runtime
+
+    def _check_open(self) -> None:
         if self._runtime is None:
             raise InputError("this Recognizer is closed; create a new one")
-        return self._runtime
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -130,6 +180,7 @@ class RecognizerCore:
 
     def decode(self, log_probs: np.ndarray) -> DecodeResult:
         """CTC decoding of ``(T', V)`` log-probabilities with this recogniser's options."""
+        self._check_open()
         if self._options.beam_width > 1:
             return beam_search(log_probs, self._options.beam_width, labels=self._labels)
         return greedy_decode(log_probs, labels=self._labels)

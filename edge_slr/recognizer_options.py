@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,19 @@ from edge_slr.landmarks.layout import NUM_POINTS
 from edge_slr.landmarks.sequence import LandmarkSequence, as_landmark_array
 from edge_slr.sidecar import PRECISIONS
 from edge_slr.stream_input import DEFAULT_HISTORY, STREAM_NORMALIZATIONS
+
+# A recogniser's CTC beam: the best labelling stops changing after a few dozen (KD-MSLRT decodes
+# with 10), while the cost grows with the width (about 0.01 s per output step at 256 here), so a
+# typo like 1000000 is an error rather than minutes of decoding.
+MAX_BEAM_WIDTH = 256
+# Frame rates: cameras and videos run at 5..240 fps; below one frame a second no sign can be
+# followed (and 1e-9 puts frames years apart), above 1000 frames fall within one millisecond,
+# the timestamps' resolution.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+# "video": frames one call at a time (process_frame); "live_stream": recognize_async hands each
+# frame to a pipeline whose workers extract and recognise while the caller captures (edge_slr.live)
+RUNNING_MODES = ("video", "live_stream")
+DROP_POLICIES = ("skip-oldest", "block")
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,29 @@ class RecognizerOptions:
     # normalization_history frames); "window" by the window's own (before running medians)
     stream_normalization: str = "running"
     normalization_history: int = DEFAULT_HISTORY
+    running_mode: str = "video"  # "live_stream": recognize_async + result_callback (edge_slr.live)
+    result_callback: Any = None  # live_stream: called (result, LiveInfo) on a worker thread
+    drop_policy: str = "skip-oldest"  # live_stream: when extraction falls behind ("block": wait)
 
     def __post_init__(self) -> None:
+        if self.running_mode not in RUNNING_MODES:
+            raise InputError(
+                f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}"
+            )
+        if self.result_callback is not None and not callable(self.result_callback):
+            raise InputError(
+                f"result_callback must be callable, got {type(self.result_callback).__name__}"
+            )
+        if self.running_mode == "live_stream" and self.result_callback is None:
+            raise InputError("running_mode='live_stream' needs result_callback=fn(result, info)")
+        if self.drop_policy not in DROP_POLICIES:
+            raise InputError(
+                f"drop_policy must be one of {DROP_POLICIES}, got {self.drop_policy!r}"
+            )
+        if not isinstance(self.model_dir, (str, os.PathLike)) or not str(self.model_dir):
+            raise InputError(
+                f"model_dir must be a model directory (str or Path), got {self.model_dir!r}"
+            )
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         object.__setattr__(self, "runtime_options", MappingProxyType(dict(self.runtime_options)))
         if self.runtime is not None:
@@ -55,6 +91,11 @@ class RecognizerOptions:
                 f"precision must be one of {PRECISIONS} or None, got {self.precision!r}"
             )
         _positive_int("beam_width", self.beam_width)
+        if self.beam_width > MAX_BEAM_WIDTH:
+            raise InputError(
+                f"beam_width must be at most {MAX_BEAM_WIDTH} (wider beams only cost time), got "
+                f"{self.beam_width!r}"
+            )
         _positive_int("window_frames", self.window_frames)
         _positive_int("window_hop", self.window_hop)
         _positive_int("max_single_pass_frames", self.max_single_pass_frames)
@@ -66,16 +107,29 @@ class RecognizerOptions:
             )
         if self.threads is not None:
             _positive_int("threads", self.threads)
-        for name in ("fps", "pause_ms"):
-            value = getattr(self, name)
-            if name == "fps" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InputError(f"{name} must be a positive number, got {value!r}")
+        if self.fps is not None:
+            check_fps(self.fps)
+        value = self.pause_ms
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InputError(f"pause_ms must be a positive number, got {value!r}")
         if self.extractor is not None and not isinstance(self.extractor, HolisticOptions):
             raise InputError(
                 f"extractor must be HolisticOptions, got {type(self.extractor).__name__}"
             )
+
+
+def check_fps(value: Any, name: str = "fps") -> float:
+    """``value`` as a frame rate in [MIN_FPS, MAX_FPS], or InputError naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or not MIN_FPS <= value <= MAX_FPS
+    ):
+        raise InputError(
+            f"{name} must be a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}] frames/s, got {value!r}"
+        )
+    return float(value)
 
 
 def _positive_int(name: str, value: Any) -> None:

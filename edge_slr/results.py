@@ -82,6 +82,9 @@ class RecognitionResult:
 
     ``final`` is False for a streaming partial hypothesis: then only the first ``stable``
     glosses are settled, the rest may still change. ``corrected`` is None when no corrector ran.
+    ``warnings`` says when the input held nothing usable (nobody, no hands, implausible
+    landmarks; see :func:`edge_slr.recognizer_core.landmark_warnings`): the glosses of such an
+    input are not a recognition of signing.
     """
 
     glosses: tuple[RecognizedGloss, ...]
@@ -91,6 +94,7 @@ class RecognitionResult:
     final: bool = True
     stable: int = 0
     correction: Any = None  # edge_slr.training.corrector.Correction (stage details)
+    warnings: tuple[str, ...] = ()  # offline recognition: nothing usable detected in the input
     # what recognize_video / process_frame extracted (for overlays); not compared, not in to_dict()
     landmarks: LandmarkSequence | None = field(default=None, repr=False, compare=False)
 
@@ -114,6 +118,7 @@ class RecognitionResult:
             "num_frames": self.num_frames,
             "timings": self.timings.to_dict(),
             "correction": None if self.correction is None else self.correction.to_dict(),
+            "warnings": list(self.warnings),
         }
 
 

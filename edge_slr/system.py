@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import edge_slr
-from edge_slr._optional import EXTRAS
+from edge_slr._optional import EXTRAS, require
 
 # CPU features that decide INT8 and FP32 speed of the engines (VNNI = INT8 dot products).
 RELEVANT_CPU_FLAGS = (
@@ -33,10 +33,12 @@ COMPONENTS = (
     ("tensorflow", "tensorflow", "tensorflow"),
     ("tf-keras", "tf_keras", "tf-keras"),
     ("ai-edge-litert", "ai_edge_litert", "ai-edge-litert"),
+    ("tflite-runtime", "tflite_runtime", "tflite-runtime"),
     ("mediapipe", "mediapipe", "mediapipe"),
     ("opencv", "cv2", "opencv-contrib-python"),
     ("pose-format", "pose_format", "pose-format"),
     ("pyarrow", "pyarrow", "pyarrow"),
+    ("ray", "ray", "ray"),
 )
 
 
@@ -122,7 +124,7 @@ def components(try_import: bool = True) -> list[Component]:
         importable, error = None, None
         if try_import and version is not None:
             try:
-                importlib.import_module(module)
+                require(module)  # quietly: engines print C++ log lines on import
                 importable = True
             except Exception as exc:  # a broken install must be reported, not crash `info`
                 importable, error = False, f"{type(exc).__name__}: {exc}"

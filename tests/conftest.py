@@ -36,9 +36,9 @@ def shared_file(shared: Path, relative: str) -> Path:
 # -- the tiny trained student (test_convert, test_runtimes, test_recognizer, test_device_install) --
 
 TINY_GLOSSES = ("RAIN", "SUN", "WIND", "SNOW", "NORTH", "SOUTH")
-TINY_SPLITS = (("train", 64), ("dev", 24))
+TINY_SPLITS = (("train", 160), ("dev", 48))
 TINY_DEV_SENTENCES = dict(TINY_SPLITS)["dev"]
-TINY_EPOCHS = 20
+TINY_EPOCHS = 30
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def make_tiny_dataset(root: Path, seed: int = 0) -> None:
         for i in range(count):
             size = int(rng.integers(2, 4))
             glosses = tuple(rng.choice(TINY_GLOSSES, size=size, replace=False))
-            signer = synth.signer(split, i % 4)
+            signer = synth.signer(split, i % 8)
             sample_id = f"{split}-{i:03d}"
             sample = synth.synthesize(glosses, signer, sample_id=sample_id)
             writer.write_sample(split, sample_id, sample.landmarks)
@@ -72,7 +72,15 @@ def make_tiny_dataset(root: Path, seed: int = 0) -> None:
 
 
 def train_tiny_student(root: Path, epochs: int = TINY_EPOCHS) -> Path:
-    """Train a tiny student (about 20 % dev WER: decodes are non-trivial); its best checkpoint."""
+    """Train a tiny student; its best checkpoint.
+
+    Its quality must sit far from every bound a test puts on it, on any x86-64 CPU: the weights
+    depend on the CPU's float kernels (torch picks AVX-512/AMX paths on one machine and AVX2 on
+    another), so a model near a threshold passes on one CPU and fails on the next. 160 train
+    sentences over 8 signers and 30 epochs give 2.6-5.3% dev WER (measured on an AVX2 AMD EPYC,
+    full ISA and ATen without SIMD; `make test-isa`), and 48 dev sentences (~120 glosses) keep one
+    gloss from deciding an agreement test. About 30 s on one core.
+    """
     from edge_slr.training.config import load_config
     from edge_slr.training.train import train
 

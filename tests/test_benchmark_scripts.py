@@ -80,6 +80,20 @@ SPECS = {
     "corrector_convert": Spec(  # 14 s (load 1): tiny corrector trained, converted to TFLite
         ("corrector_convert_smoke.json", "corrector_convert_smoke.md"), shared_data=True
     ),
+    # 2026-12-07, load 7-15 (so about 3x idle)
+    "extraction_engines": Spec(  # 12 s: the graph + LiteRT on 8 AUTSL frames
+        ("extraction_engines_smoke.json", "extraction_engines_smoke.md"), shared_data=True
+    ),
+    "live_recognition": Spec(  # 45-55 s: tiny student to ONNX, MediaPipe, 1 + 3 s of video
+        ("live_recognition_smoke.json", "live_recognition_smoke.md")
+    ),
+    "train_throughput": Spec(("train_throughput_smoke.json", "train_throughput_smoke.md")),  # 30 s
+    "extraction_scaling": Spec(  # 35-47 s: the local pool and a local Ray (its start ~12 s)
+        ("extraction_scaling_smoke.json", "extraction_scaling_smoke.md"), shared_data=True
+    ),
+    "tflite_interpreters": Spec(  # 49 s
+        ("tflite_interpreters_smoke.json", "tflite_interpreters_smoke.md")
+    ),
 }
 
 

@@ -19,9 +19,10 @@ from edge_slr.decoding import (
     log_softmax,
     validate_log_probs,
 )
+from edge_slr.decoding.search import MAX_BEAM_WIDTH
 from edge_slr.errors import InputError
 
-EXACT = {"token_top_k": None, "token_min_prob": 0.0, "beam_width": 5000}
+EXACT = {"token_top_k": None, "token_min_prob": 0.0, "beam_width": MAX_BEAM_WIDTH}
 
 
 def collapse(path: tuple[int, ...], blank: int = 0) -> tuple[int, ...]:
@@ -349,6 +350,11 @@ def test_bad_options() -> None:
         beam_search(lp, blank=-1)
     with pytest.raises(InputError, match="beam_width must be an int >= 1, got 0"):
         beam_search(lp, beam_width=0)
+    # an unbounded width would run for minutes (issue 13): a clear error instead
+    with pytest.raises(InputError, match=r"beam_width must be at most 4096 .*got 1000000"):
+        beam_search(lp, beam_width=1_000_000)
+    with pytest.raises(InputError, match="beam_width must be an int >= 1, got True"):
+        beam_search(lp, beam_width=True)
     with pytest.raises(InputError, match=r"nbest \(5\) cannot exceed beam_width \(2\)"):
         beam_search_nbest(lp, nbest=5, beam_width=2)
     with pytest.raises(InputError, match="token_top_k"):

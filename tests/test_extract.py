@@ -354,6 +354,7 @@ def test_batch_over_fake_corpus_is_resumable_and_records_failures(
     assert not stale.exists() and sorted(p.name for p in out.iterdir()) == [
         "clipA.npz",
         "clipB.npz",
+        "extraction_manifest.jsonl",  # one record per input: done, or failed with its reason
     ]
     seq = load_landmarks(out / "clipA.npz")
     assert seq.num_frames == 2 and seq.fps == 25.0 and seq.present("face").all()

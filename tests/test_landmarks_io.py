@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_slr.errors import FormatError, MissingDependencyError
+from edge_slr.errors import FormatError, InputError, MissingDependencyError
 from edge_slr.landmarks import layout
 from edge_slr.landmarks.io import load_landmarks, read_npz, save_landmarks
 from edge_slr.landmarks.parquet import read_parquet
@@ -94,13 +94,14 @@ def test_pose_keeps_the_image_size_of_the_source(tmp_path):
 def test_parquet_round_trip_and_kaggle_layout(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     seq = _sequence(binary_confidence=True)
-    seq = LandmarkSequence(seq.data, 30.0, {"first_frame": 17})
+    seq = LandmarkSequence(seq.data, 25.0, {"first_frame": 17})
     save_landmarks(tmp_path / "clip.parquet", seq)
     back = load_landmarks(tmp_path / "clip.parquet")
     np.testing.assert_array_equal(back.data, seq.data)
-    assert back.fps == 30.0 and back.metadata["fps_assumed"] is True
+    assert back.fps == 25.0 and back.metadata["fps_source"] == "file"  # the rate survives
     assert back.metadata["first_frame"] == 17
-    assert read_parquet(tmp_path / "clip.parquet", fps=12.5).fps == 12.5
+    given = read_parquet(tmp_path / "clip.parquet", fps=12.5)
+    assert given.fps == 12.5 and given.metadata["fps_source"] == "argument"
     table = pq.read_table(tmp_path / "clip.parquet").to_pydict()
     assert list(table) == ["frame", "row_id", "type", "landmark_index", "x", "y", "z"]
     assert len(table["frame"]) == 6 * 543
@@ -168,8 +169,6 @@ def test_parquet_reads_a_gislr_style_table(tmp_path, dictionary_types):
             ),
             "landmark_index 21 is outside 0..20",
         ),  # fmt: skip
-        (lambda c: c["x"].__setitem__(3, np.nan), r"row 3 .*: x is nan .* all NaN for a missing"),
-        (lambda c: c["z"].__setitem__(4, np.inf), r"row 4 .*: z is inf"),
         (lambda c: c.__setitem__("x", ["a"] * 108), "column 'x' has type string"),
         (lambda c: c.__setitem__("type", [1] * 108), "column 'type' has type int64; expected str"),
         (lambda c: c.__setitem__("frame", [0.5] * 108), "column 'frame' has type double"),
@@ -189,6 +188,34 @@ def test_parquet_errors_name_file_row_and_field(tmp_path, change, message):
     with pytest.raises(FormatError, match=message) as info:
         read_parquet(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "channel", "value", "message"),
+    [
+        (3, "x", np.nan, r"row 3 \(row_id '0-pose-3'\): x is nan .* all NaN for a missing"),
+        (37, "z", np.inf, r"row 37 .*: z is inf"),
+    ],
+)
+def test_parquet_partly_nonfinite_rows_are_missing_or_strict_errors(
+    tmp_path, caplog, row, channel, value, message
+):
+    columns = _gislr_rows()
+    columns[channel] = columns[channel].copy()
+    columns[channel][row] = value
+    path = _write_table(tmp_path / "odd.parquet", columns)
+    with pytest.raises(FormatError, match=message) as info:
+        read_parquet(path, strict=True)
+    assert str(path) in str(info.value)
+    with caplog.at_level("WARNING", logger="edge_slr.landmarks"):
+        seq = read_parquet(path)
+    point = row if row < 33 else 522 + row - 33  # pose rows, then right-hand rows
+    assert seq.data[0, point].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert seq.confidence[0].sum() == 53 and seq.confidence[1].sum() == 54
+    part = "pose" if row < 33 else "right_hand"
+    assert seq.metadata["nonfinite_marked_missing"] == {part: 1}
+    warnings = [r.getMessage() for r in caplog.records if "NaN/inf" in r.getMessage()]
+    assert len(warnings) == 1 and f"{part} 1 in 1 frame" in warnings[0]
 
 
 def test_parquet_duplicate_rows_are_an_error(tmp_path):
@@ -266,17 +293,29 @@ def test_npz_errors_name_the_field(tmp_path, fields, message):
     assert str(path) in str(info.value)
 
 
-def test_nan_coordinates_in_files_are_format_errors(tmp_path):
+def test_nan_coordinates_in_files_are_missing_or_strict_errors(tmp_path, caplog):
     seq = _sequence()
     data = seq.data.copy()
     data[3, 100, 2] = np.nan
+    data[4, 530, 0] = np.inf
     path = tmp_path / "nan.npz"
     save_landmarks(path, seq)
     _rewrite_npz(path, data=data)
     with pytest.raises(
         FormatError, match=r"nan\.npz: .*z = nan at frame 3, point 100 \(face\[67\]\)"
     ):
-        load_landmarks(path)
+        load_landmarks(path, strict=True)
+    with caplog.at_level("WARNING", logger="edge_slr.landmarks"):
+        back = load_landmarks(path)
+    assert back.data[3, 100].tolist() == back.data[4, 530].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert back.metadata["nonfinite_marked_missing"] == {"face": 1, "right_hand": 1}
+    expected = data.copy()
+    expected[3, 100] = expected[4, 530] = 0.0
+    np.testing.assert_array_equal(back.data, expected)
+    (warning,) = [r.getMessage() for r in caplog.records if "NaN/inf" in r.getMessage()]
+    assert "nan.npz: 2 points" in warning and "face 1 in 1 frame, right_hand 1" in warning
+    with pytest.raises(InputError, match="z = nan at frame 3"):  # the API stays strict
+        LandmarkSequence(data, 25.0)
     pytest.importorskip("pose_format")
     from edge_slr.landmarks.pose_file import sequence_to_pose
 
@@ -287,7 +326,10 @@ def test_nan_coordinates_in_files_are_format_errors(tmp_path):
     with pytest.raises(
         FormatError, match=r"x = nan at frame 2, point 505 \(left_hand\[4\] THUMB_TIP\)"
     ):
-        load_landmarks(tmp_path / "nan.pose")
+        load_landmarks(tmp_path / "nan.pose", strict=True)
+    back = load_landmarks(tmp_path / "nan.pose")
+    assert back.confidence[2, 505] == 0 and back.confidence[2, 504] == 1
+    assert back.metadata["nonfinite_marked_missing"] == {"left_hand": 1}
 
 
 def _write_pose(path: Path, components: list[tuple[str, list[str]]]) -> Path:

@@ -84,7 +84,9 @@ def test_camera_loop_on_a_video_file_gives_the_offline_result(
     with Recognizer.create_from_model_dir(onnx_dir) as rec:
         offline = rec.recognize_video(video)
     out = tmp_path / "live.mp4"
-    argv = ("--camera", str(video), "--model", str(onnx_dir), "--json", "--overlay", str(out))
+    # played in real time; "block" waits for a slow extractor instead of dropping frames
+    argv = ("--camera", str(video), "--model", str(onnx_dir), "--json", "--overlay", str(out),
+            "--drop-policy", "block")  # fmt: skip
     assert cli(*argv) == 0
     text = capsys.readouterr().out  # sentences as pauses end them, then the final result
     final = json.loads(text[text.index("{\n") :])

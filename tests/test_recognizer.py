@@ -79,7 +79,7 @@ def test_options_are_validated() -> None:
         "precision must be one of": dict(precision="int4"),
         "unknown runtime 'tensorrt'": dict(runtime="tensorrt"),
         "window_hop must be a positive integer": dict(window_hop=-2),
-        "fps must be a positive number": dict(fps=0),
+        r"fps must be a frame rate in \[1, 1000\] frames/s, got 0": dict(fps=0),
         "extractor must be HolisticOptions": dict(extractor={"model_complexity": 1}),
     }
     for message, options in cases.items():
@@ -413,7 +413,7 @@ def test_cli_overlay_and_errors(onnx_dir: Path, dev, tmp_path: Path) -> None:
     assert count == dev[0].landmarks.num_frames
     with pytest.raises(InputError, match="exactly one of INPUT or --camera"):
         cli("--model", str(onnx_dir))
-    with pytest.raises(InputError, match="camera 97 cannot be opened"):
+    with pytest.raises(InputError, match="camera 97 could not be opened"):
         cli("--camera", "97", "--model", str(onnx_dir))
     with pytest.raises(InputError, match="--overlay writes .mp4 or .avi"):
         cli(str(path), "--model", str(onnx_dir), "--overlay", str(tmp_path / "x.gif"))

@@ -10,6 +10,7 @@ test_recognizer.py reuses the same models (:func:`trained_models`).
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -163,6 +164,23 @@ def test_engine_is_chosen_from_sidecar_suffix_or_name(models: Models) -> None:
         assert rt.description.temporal.min_input_length == 28
 
 
+def test_openvino_runs_the_precision_that_was_verified(models: Models, caplog) -> None:
+    """The sidecar's INFERENCE_PRECISION_HINT is what compiles; bf16 only when asked for, with a
+    warning when it is not what the conversion verified (f32 here)."""
+    with load_runtime(models.model_dir / "student.xml") as rt:
+        assert rt.description.engine["config"]["INFERENCE_PRECISION_HINT"] == "f32"
+        assert rt.config["INFERENCE_PRECISION_HINT"] == "f32"
+    bf16 = {"inference_precision": "bf16"}
+    with (
+        caplog.at_level(logging.WARNING, logger="edge_slr.runtimes"),
+        load_runtime(models.model_dir / "student.xml", **bf16) as rt,
+    ):
+        assert rt.config["INFERENCE_PRECISION_HINT"] == "bf16"
+    assert "was verified with f32 inference; running it in bf16" in caplog.text
+    with pytest.raises(InputError, match="inference_precision must be one of"):
+        load_runtime(models.model_dir / "student.xml", inference_precision="fp8")
+
+
 def test_model_choice_errors(models: Models, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no int8 student model"):
         load_runtime(models.model_dir, precision="int8")
@@ -239,7 +257,9 @@ def test_openvino_threads_hints_and_async_batches(models: Models) -> None:
     with pytest.raises(InputError, match="hint must be one of"):
         load_runtime(models.model_dir / "student.xml", hint="FAST")
     with pytest.raises(
-        InputError, match="takes the options \\['device', 'hint', 'config'\\], got \\['colour'\\]"
+        InputError,
+        match="takes the options \\['device', 'hint', 'config', 'inference_precision'\\], got "
+        "\\['colour'\\]",
     ):
         load_runtime(models.model_dir / "student.xml", colour="blue")
 
@@ -249,7 +269,7 @@ def test_openvino_reshapes_a_static_shape_model(models: Models, tmp_path: Path) 
 
     model = ov.Core().read_model(str(models.model_dir / "student.xml"))
     model.reshape({"features": [1, 100, 276]})  # as saved for a fixed-length accelerator
-    ov.save_model(model, str(tmp_path / "static.xml"))
+    ov.save_model(model, str(tmp_path / "static.xml"), compress_to_fp16=False)  # default: fp16
     with load_runtime(models.checkpoint) as reference, load_runtime(tmp_path / "static.xml") as rt:
         assert rt.description is None  # no sidecar: still runs, with exact FP32 settings
         assert rt.inputs[0].shape[1] == "dim1"  # every length is accepted

@@ -47,6 +47,7 @@ def benchmark_models(
     video: Path | None = None,
     isolate: bool = True,
     progress: Progress | None = None,
+    engines: Sequence[str] = ("mediapipe",),
 ) -> BenchmarkReport:
     """Benchmark every converted student model in ``model_dirs``.
 
@@ -54,7 +55,8 @@ def benchmark_models(
     its sidecar names. ``lengths``: input frames of the batch-1 latency probes. ``data_dir`` /
     ``split``: a landmark dataset whose split is recognised for the WER (``max_sentences``: only
     the first N). ``floor_wer`` (percent): rows above it are marked failed. ``video``: also run
-    the whole pipeline (MediaPipe extraction, recognition, correction) on it. ``isolate``: one
+    the whole pipeline (landmark extraction on each of ``engines``, recognition, correction) on
+    it. ``isolate``: one
     fresh process per row (honest load time and peak RSS); False measures in this process.
     ``progress`` receives one line per step. InputError for a missing directory, an unknown
     runtime or bad options; a model that fails to load or run becomes a failed row.
@@ -74,4 +76,5 @@ def benchmark_models(
         isolate=isolate,
     )
     dirs = [Path(d) for d in model_dirs]
-    return run_benchmark(dirs, settings, runtimes, None if video is None else Path(video), progress)
+    video_path = None if video is None else Path(video)
+    return run_benchmark(dirs, settings, runtimes, video_path, progress, tuple(engines))

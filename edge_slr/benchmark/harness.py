@@ -224,17 +224,23 @@ def _with_floor(row: BenchmarkRow, floor_wer: float | None) -> BenchmarkRow:
 
 
 def measure_pipeline(
-    model_dir: Path, video: Path, settings: BenchmarkSettings, runtime: str | None
+    model_dir: Path,
+    video: Path,
+    settings: BenchmarkSettings,
+    runtime: str | None,
+    engine: str = "mediapipe",
 ) -> dict[str, Any]:
-    """Video -> landmarks -> glosses (-> correction) through Recognizer, in a fresh process."""
+    """Video -> landmarks (on the extraction ``engine``) -> glosses (-> correction) through
+    Recognizer, in a fresh process."""
     job = {
         "mode": "pipeline", "model_dir": str(model_dir), "video": str(video),
-        "runtime": runtime, "threads": settings.threads, "runs": 2,
+        "runtime": runtime, "threads": settings.threads, "runs": 2, "engine": engine,
     }  # fmt: skip
     result = run_worker(job, settings.isolate, settings.row_timeout_s)
     if not result.get("ok"):
         return {"model_dir": str(model_dir), "video": str(video), "runtime": runtime,
-                "status": "failed", "reason": str(result.get("error"))}  # fmt: skip
+                "engine": engine, "status": "failed",
+                "reason": str(result.get("error"))}  # fmt: skip
     result.pop("ok")
     return {"status": "ok", **result}
 
@@ -245,8 +251,10 @@ def run_benchmark(
     runtimes: Sequence[str] | None = None,
     video: Path | None = None,
     progress: Progress | None = None,
+    engines: Sequence[str] = ("mediapipe",),
 ) -> BenchmarkReport:
-    """Measure every row of ``model_dirs`` (and the video pipeline) into a report."""
+    """Measure every row of ``model_dirs`` (and the video pipeline, once per extraction
+    engine) into a report."""
     say = progress or logger.info
     if settings.data_dir is not None and not Path(settings.data_dir).is_dir():
         raise InputError(f"--data folder not found: {settings.data_dir}")
@@ -267,8 +275,11 @@ def run_benchmark(
     if video is not None:
         for directory in model_dirs:
             runtime = runtimes[0] if runtimes else None
-            say(f"pipeline: {video} through {directory}")
-            pipeline.append(measure_pipeline(Path(directory), Path(video), settings, runtime))
+            for engine in engines:
+                say(f"pipeline: {video} through {directory}, extraction on {engine}")
+                pipeline.append(
+                    measure_pipeline(Path(directory), Path(video), settings, runtime, engine)
+                )
     machine["load_average_end"] = machine_load()
     return BenchmarkReport(
         machine=machine,

@@ -136,15 +136,16 @@ def pipeline_lines(pipeline: Sequence[dict[str, Any]]) -> list[str]:
     lines = []
     for p in pipeline:
         if p.get("status") != "ok":
-            lines.append(f"Pipeline {p.get('video')} via {p.get('model_dir')}: FAILED: "
-                         f"{p.get('reason')}")  # fmt: skip
+            lines.append(f"Pipeline {p.get('video')} via {p.get('model_dir')}, extraction on "
+                         f"{p.get('engine', 'mediapipe')}: FAILED: {p.get('reason')}")  # fmt: skip
             continue
         warm = p["warm"][-1] if p["warm"] else p["cold"]
         t = warm["timings"]
         correction = f"{t['correction_ms']:.1f} ms" if p["corrector"] else "no corrector"
         lines.append(
             f"Pipeline {p['video']} ({warm['frames']} frames at {warm['video_fps']:.1f} fps) on "
-            f"{p['runtime']} ({p['model']}), warm: extraction {t['extraction_ms']:.0f} ms "
+            f"{p['runtime']} ({p['model']}), extraction on {p.get('engine', 'mediapipe')}, "
+            f"warm: extraction {t['extraction_ms']:.0f} ms "
             f"({warm['extraction_fps']:.1f} frames/s), recognition {t['recognition_ms']:.1f} ms, "
             f"correction {correction}, end-to-end real-time factor "
             f"{warm['real_time_factor']:.2f} (cold run {p['cold']['real_time_factor']:.2f}); "

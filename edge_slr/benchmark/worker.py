@@ -155,11 +155,14 @@ def score_split(runtime: Any, job: dict[str, Any]) -> dict[str, Any]:
 def measure_pipeline(job: dict[str, Any]) -> dict[str, Any]:
     """A video through Recognizer: extraction, recognition, correction; cold then warm."""
     from edge_slr.errors import MissingDependencyError
+    from edge_slr.landmarks.extract import HolisticOptions
     from edge_slr.recognizer import Recognizer
 
     model_dir, video = Path(job["model_dir"]), Path(job["video"])
     notes = []
-    kwargs = {"runtime": job.get("runtime"), "threads": job.get("threads")}
+    engine = job.get("engine") or "mediapipe"
+    extractor = HolisticOptions(engine=engine, threads=job.get("threads") or 1)
+    kwargs = {"runtime": job.get("runtime"), "threads": job.get("threads"), "extractor": extractor}
     try:
         recognizer = Recognizer.create_from_model_dir(model_dir, correct=True, **kwargs)
     except MissingDependencyError as err:  # a torch corrector on a device install
@@ -182,6 +185,7 @@ def measure_pipeline(job: dict[str, Any]) -> dict[str, Any]:
         out = {
             "model_dir": str(model_dir), "video": str(video),
             "model": recognizer.description.graph.file.name, "runtime": recognizer.runtime.name,
+            "engine": engine,
             "corrector": recognizer.has_corrector, "cold": runs[0], "warm": runs[1:],
             "notes": notes,
         }  # fmt: skip

@@ -73,6 +73,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--label", default="", help="this machine's name in comparisons")
     p.add_argument("--compare", nargs="+", type=Path, default=None, metavar="JSON",
                    help="merge benchmark JSON files (several machines) into one table")  # fmt: skip
+    p.add_argument("--live", type=Path, default=None, metavar="VIDEO",
+                   help="live mode instead: play VIDEO looped at its own frame rate through the "
+                   "live pipeline (extraction and recognition on two workers), one row per "
+                   "--engines entry: sustained fps, dropped frames, CPU use, RSS over the run, "
+                   "latency p50/p90 (glass-to-gloss, sentence end to final); one MODEL_DIR")  # fmt: skip
+    p.add_argument("--engines", type=_name_list, default=["mediapipe"], metavar="LIST",
+                   help="--live and --video: landmark extraction engines, one row each, comma-separated "
+                   "(default mediapipe)")  # fmt: skip
+    p.add_argument("--loop-seconds", type=float, default=60.0, metavar="S",
+                   help="--live: video time to play, the clip looped (default 60)")  # fmt: skip
+    p.add_argument("--warmup-seconds", type=float, default=2.0, metavar="S",
+                   help="--live: video time played first and not counted (default 2)")  # fmt: skip
+    p.add_argument("--drop-policy", choices=("skip-oldest", "block"), default="skip-oldest",
+                   help="--live: when extraction falls behind, drop the oldest waiting frame "
+                   "(counted; a camera) or wait (default skip-oldest)")  # fmt: skip
     p.set_defaults(run=run)
     return p
 
@@ -86,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         if args.model_dirs:
             raise InputError("give either MODEL_DIR... or --compare JSON..., not both")
         return _compare(args)
+    if args.live is not None:
+        return _live(args)
     if not args.model_dirs:
         raise InputError("give at least one MODEL_DIR (or --compare JSON...)")
     if args.plot is not None:  # fail before measuring, not after
@@ -108,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         beam_width=args.beam,
         video=args.video,
         isolate=not args.in_process,
+        engines=args.engines,
         progress=_say,
     )
     if args.label:
@@ -141,6 +159,33 @@ def _compare(args: argparse.Namespace) -> int:
     if args.plot is not None:
         print(f"plot: {plot_reports(reports, args.plot)}")
     return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    from edge_slr.errors import InputError
+
+    if len(args.model_dirs) != 1:
+        raise InputError(f"--live takes exactly one MODEL_DIR, got {len(args.model_dirs)}")
+    if args.plot is not None:
+        raise InputError("--plot is not available with --live (use --json / --markdown)")
+    from edge_slr.benchmark.live import benchmark_live
+
+    report = benchmark_live(
+        args.model_dirs[0],
+        args.live,
+        engines=args.engines,
+        loop_seconds=args.loop_seconds,
+        warmup_s=args.warmup_seconds,
+        runtime=args.runtimes[0] if args.runtimes else None,
+        threads=args.threads,
+        drop_policy=args.drop_policy,
+        isolate=not args.in_process,
+        progress=_say,
+    )
+    markdown = report.to_markdown()
+    print(markdown)
+    _write(report.to_dict(), markdown, args, plot=None)
+    return 1 if report.failed else 0
 
 
 def _write(data: dict, markdown: str, args: argparse.Namespace, plot) -> None:  # noqa: ANN001

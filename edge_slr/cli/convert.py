@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 
 from edge_slr.converters import TARGETS
-from edge_slr.converters.job import LSTM_POLICIES
+from edge_slr.converters.job import INFERENCE_PRECISIONS, LSTM_POLICIES
 
 # CLI flag -> ConvertOptions field, for the options the user passes through
 _OPTION_FLAGS = (
     "max_wer_drop", "min_agreement", "fp16", "full_integer", "fused_lstm", "lstm",
-    "accuracy_control", "calibration_size", "heldout_size", "calibration_split", "heldout_split",
-    "log_probs", "name",
+    "accuracy_control", "inference_precision", "compat", "calibration_size", "heldout_size",
+    "calibration_split", "heldout_split", "log_probs", "name",
 )  # fmt: skip
 
 
@@ -88,6 +88,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="openvino-int8: nncf.quantize_with_accuracy_control, metric 1 - WER",
     )
     p.add_argument(
+        "--inference-precision",
+        choices=INFERENCE_PRECISIONS,
+        default=None,
+        help="openvino-int8: precision of the layers kept in floating point, verified and "
+        "recorded in the sidecar (default f32 on every CPU; bf16 is faster on CPUs with "
+        "AVX512_BF16/AMX and is then what gets verified)",
+    )
+    p.add_argument(
+        "--compat",
+        default=None,
+        metavar="INTERPRETER",
+        help="tflite, tflite-int8: the oldest TFLite interpreter the model must load on, e.g. "
+        "tflite-runtime-2.14 (INT8: per-tensor Dense weights, FULLY_CONNECTED v9 instead of "
+        "v12); the conversion fails naming any op that still needs a newer release",
+    )
+    p.add_argument(
         "--calibration-size",
         type=int,
         default=None,
@@ -117,13 +133,14 @@ def options_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_slr.converters import check_request, convert, get_target
+    from edge_slr.converters import check_paths, check_request, convert, get_target
     from edge_slr.converters.describe import summary
     from edge_slr.converters.job import ConvertOptions
 
     options = options_from_args(args)
     # Reject a bad combination before loading anything heavy.
     check_request(get_target(args.target), ConvertOptions.from_kwargs(options), args.calibration)
+    check_paths(args.out, args.calibration)
     result = convert(args.checkpoint, args.target, args.out, args.calibration, **options)
     print(f"{result.target}: {result.model_path} ({result.size_bytes / 1e6:.2f} MB)")
     print(json.dumps(summary(result.description), indent=1))

@@ -39,14 +39,33 @@ def _read_sentences(args: argparse.Namespace) -> list[list[str]]:
     lines = list(args.sentences)
     if args.input:
         if args.input == "-":
-            lines += sys.stdin.read().splitlines()
+            try:
+                lines += sys.stdin.read().splitlines()
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    f"standard input is not UTF-8 text ({err.reason} at offset {err.start}); "
+                    "expected one gloss sentence per line"
+                ) from None
         else:
-            with open(args.input, encoding="utf-8") as handle:
-                lines += handle.read().splitlines()
+            lines += _read_text_lines(args.input)
     sentences = [line.split() for line in lines]
     if not sentences:
         raise InputError('no sentence given: pass "GLOSS GLOSS ..." or --input FILE')
     return sentences
+
+
+def _read_text_lines(path: str) -> list[str]:
+    from edge_slr.errors import FormatError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise FormatError(
+            path,
+            f"not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+            "expected one gloss sentence per line",
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

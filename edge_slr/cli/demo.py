@@ -183,9 +183,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see training.train.prefer_passive_openmp
-    # TensorFlow (pulled in by the converters and MediaPipe) and MediaPipe's glog: errors only
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GLOG_minloglevel", "2")
+    # the engines' C++ log lines are quieted where they are imported (edge_slr._optional)
     from edge_slr.demo import run_demo
 
     options = options_from_args(args)
@@ -289,6 +287,8 @@ def _print_video(result: Any) -> None:
     print(f"            recognised: {' '.join(video.recognized) or '(nothing)'}"
           + ("" if video.corrected is None else
              f"; corrected: {' '.join(video.corrected) or '(nothing)'}"))  # fmt: skip
+    for warning in video.warnings:
+        print(f"            warning: {warning}")
     print(f"            extraction {t['extraction_ms']:.0f} ms, recognition "
           f"{t['recognition_ms']:.1f} ms, correction {t['correction_ms']:.1f} ms")  # fmt: skip
     print(

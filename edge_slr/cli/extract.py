@@ -1,12 +1,16 @@
 """`edge-slr extract`: MediaPipe Holistic landmarks from videos, frame folders or a whole corpus.
 
 Plain inputs:   edge-slr extract clip.mp4 frames/NAME/ -o OUT [--format pose]
+A folder tree:  edge-slr extract PHOENIX/features/fullFrame-210x260px -o OUT  (OUT/SPLIT/ID.npz)
 A corpus split: edge-slr extract --corpus phoenix2014t --root DIR --split train --out OUT
+On a cluster:   ... --executor ray --ray-address auto --workers 16
 
 Corpus outputs are a landmark dataset (edge_slr.data.dataset): OUT/SPLIT/ID.npz,
 OUT/SPLIT/index.tsv, OUT/dataset.json and OUT/vocabulary.json (train glosses).
-Runs are resumable (finished files are skipped) and every failure is listed with its reason,
-printed and in extraction_summary.json. Exit status 0 when nothing failed, 1 otherwise.
+Runs are resumable: extraction_manifest.jsonl next to the outputs records each input's size and
+time and the extractor's options, and a re-run skips what is done and unchanged. Failures are
+retried (--retries), then listed with their reason, printed and in extraction_summary.json.
+Exit status 0 when nothing failed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -36,7 +40,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("train", "dev", "test"),
         help="split(s) of the corpus (default: every split whose annotation file is there)",
     )
-    p.add_argument("--workers", type=int, default=1, help="extraction processes (default 1)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="extractors in parallel: processes or Ray actors"
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: processes on this machine (default); ray: Ray actors (pip extra 'cluster')",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="Ray cluster address ('auto': the running cluster; default: $RAY_ADDRESS, "
+        "else a local Ray)",
+    )
+    p.add_argument("--threads-per-worker", type=int, default=1, help="threads each worker uses")
+    p.add_argument("--retries", type=int, default=2, help="retries of a failed video (default 2)")
+    p.add_argument(
+        "--sha256", action="store_true", help="identify inputs by content, not size and time"
+    )
     p.add_argument(
         "--format", choices=("npz", "pose"), default="npz", help="file format for plain inputs"
     )
@@ -50,6 +72,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("MediaPipe Holistic")
+    g.add_argument(
+        "--engine",
+        choices=("auto", "mediapipe", "openvino", "openvino-int8", "litert", "onnxruntime"),
+        default="auto",
+        help="what runs the Holistic models: MediaPipe's graph, or the same models on an "
+        "edge-slr runtime (default auto: the fastest installed, OpenVINO, then LiteRT, then the "
+        "graph; the choice is printed)",
+    )
+    g.add_argument(
+        "--calibration",
+        nargs="+",
+        type=Path,
+        metavar="VIDEO",
+        help="openvino-int8 / onnxruntime: build (once, into the cache) the engine's models "
+        "first; INT8 is calibrated on crops of these real videos (needs the convert extra)",
+    )
+    g.add_argument(
+        "--holistic-models",
+        type=Path,
+        metavar="DIR",
+        help="folder with the Holistic .tflite files (default: the mediapipe wheel's)",
+    )
     g.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1)
     g.add_argument("--min-detection-confidence", type=float, default=0.5)
     g.add_argument("--min-tracking-confidence", type=float, default=0.5)
@@ -68,6 +112,15 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.inputs) == bool(args.corpus):
         raise InputError("give either video files/frame folders or --corpus NAME --root DIR")
+    _check_out(args.out)
+    for name in ("workers", "threads_per_worker"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} must be >= 1, got {getattr(args, name)}")
+    if args.retries < 0:
+        raise InputError(f"--retries must be >= 0, got {args.retries}")
+    if args.ray_address is not None and args.executor != "ray":
+        raise InputError("--ray-address needs --executor ray")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
     if args.fps is not None and not 0 < args.fps <= MAX_FPS:
@@ -81,10 +134,48 @@ def run(args: argparse.Namespace) -> int:
         refine_face_landmarks=args.refine_face,
         pose_model_path=args.pose_model,
         task_model_path=args.task_model,
+        **_engine_options(args),
     )
+    print(f"extraction engine: {options.engine}", file=sys.stderr)
+    if args.calibration:
+        _build_models(options, args.calibration)
     if args.corpus:
         return _run_corpus(args, options)
     return _run_inputs(args, options)
+
+
+def _build_models(options: Any, calibration: list[Path]) -> None:
+    """Build the engine's Holistic models into the cache (a no-op when they are there)."""
+    from edge_slr.errors import InputError
+
+    if options.engine not in ("openvino-int8", "onnxruntime"):
+        raise InputError(
+            f"--calibration builds openvino-int8 or onnxruntime models; the engine is "
+            f"{options.engine!r}"
+        )
+    from edge_slr.landmarks.holistic.models import build_holistic_models
+
+    built = build_holistic_models(
+        options.engine, model_dir=options.model_dir, calibration=[str(p) for p in calibration]
+    )
+    for role, artifact in built.items():
+        print(f"  {role}: {artifact.path}", file=sys.stderr)
+
+
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """engine, model_dir, threads for HolisticOptions; options only MediaPipe's graph has keep
+    "auto" on the graph."""
+    engine = args.engine
+    graph_only = (
+        args.model_complexity != 1 or args.refine_face or args.pose_model or args.task_model
+    )
+    if engine == "auto" and graph_only:
+        engine = "mediapipe"
+    return {
+        "engine": engine,
+        "model_dir": args.holistic_models,
+        "threads": args.threads_per_worker,
+    }
 
 
 def _run_inputs(args: argparse.Namespace, options: Any) -> int:
@@ -141,9 +232,26 @@ def _present_splits(corpus: str, root: Path, splits: tuple[str, ...]) -> list[st
     return present
 
 
+def _check_out(out: Path) -> None:
+    """-o must be a folder or a path where one can be made (not a file, nor inside a file)."""
+    from edge_slr.errors import InputError
+
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is" if path == out else f"(a parent of {out}) is"
+                raise InputError(f"-o/--out must be a folder, but {path} {where} an existing file")
+            return
+
+
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "workers": args.workers,
+        "executor": args.executor,
+        "ray_address": args.ray_address,
+        "threads_per_worker": args.threads_per_worker,
+        "retries": args.retries,
+        "sha256": args.sha256,
         "on_no_person": "keep" if args.keep_no_person else "raise",
         "overwrite": args.overwrite,
         "progress": not args.no_progress,
@@ -157,6 +265,17 @@ def _report(summary: Any, path: Path) -> int:
         f"extracted {totals['done']}, skipped {totals['skipped']} (already done), "
         f"failed {totals['failed']} in {totals['seconds']} s{speed}"
     )
+    if totals["frames_extracted"]:
+        retried = f", {totals['retried']} retried" if totals["retried"] else ""
+        print(
+            f"{totals['frames_extracted']} frames, {totals['frames_per_second']} frames/s on "
+            f"{len(totals['per_worker'])} worker(s) ({totals['executor']}){retried}"
+        )
+        for worker, row in totals["per_worker"].items():
+            print(
+                f"  {worker}: {row['videos']} videos, {row['frames']} frames, "
+                f"{row['frames_per_second']} frames/s"
+            )
     for failure in summary.failures[:MAX_LISTED_FAILURES]:
         print(f"  FAILED {failure.id}: {failure.error_type}: {failure.error}", file=sys.stderr)
     if len(summary.failures) > MAX_LISTED_FAILURES:

@@ -29,16 +29,19 @@ def run(args: argparse.Namespace) -> int:
     # TensorFlow's start-up chatter (CUDA plugins, oneDNN notes) would bury the report.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+    from edge_slr.runtimes.litert_rt import interpreter_report
     from edge_slr.system import components, machine_info
 
     machine = machine_info()
     parts = components(try_import=not args.no_import_check)
+    tflite = interpreter_report(try_import=not args.no_import_check)
     if args.json:
-        print(
-            json.dumps(
-                {"machine": machine.to_dict(), "components": [asdict(c) for c in parts]}, indent=2
-            )
-        )
+        report = {
+            "machine": machine.to_dict(),
+            "components": [asdict(c) for c in parts],
+            "tflite_interpreter": tflite,
+        }
+        print(json.dumps(report, indent=2))
         return 0
     print(f"edge-slr {machine.edge_slr_version}  (Python {machine.python}, {machine.platform})")
     print(f"CPU        {machine.cpu_model}  [{machine.machine}]")
@@ -58,4 +61,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c.name:<16}{c.version or '-':<14}{status:<12}[{c.extra}]")
         if c.error:
             print(f"{'':<16}  {c.error}")
+    print()
+    print(f"TFLite     {_interpreter_line(tflite)}")
     return 0
+
+
+def _interpreter_line(report: dict) -> str:
+    """Which interpreter the litert runtime uses (ai-edge-litert, tflite-runtime or tf.lite)."""
+    installed = report["installed"]
+    if report["used"] is None:
+        why = report.get("error", "none installed")
+        return f"no interpreter for the litert runtime ({why}); extras [tflite] or [tflite-runtime]"
+    used = report["used"]
+    others = ", ".join(f"{m} {i['version']}" for m, i in installed.items() if m != used)
+    also = f"; also installed: {others}" if others else ""
+    return f"litert runtime uses {used} {installed[used]['version']}{also}"

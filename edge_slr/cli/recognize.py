@@ -11,15 +11,22 @@ INPUT is a video file or a frame folder (landmarks are extracted with MediaPipe 
 (or a student .pt checkpoint); a corrector converted into it (or a corrector/ folder, with torch)
 corrects each sentence unless --no-correct. With --camera, partial hypotheses are printed as frames arrive and
 each sentence when a pause ends it; Ctrl-C (or --max-frames, or the end of a video file) ends the
-stream. --camera takes an OpenCV camera index or a video file, which is then streamed frame by
-frame with its own timestamps (a live camera's are the wall clock). Frames are put on the model's
-frame rate (recorded in its sidecar) either way.
+stream. --camera takes an OpenCV camera index or a video file, which is then played at its own
+frame rate in real time, as a camera would deliver it. The live pipeline (edge_slr.live) extracts
+landmarks and recognises on two workers; when extraction falls behind, --drop-policy skip-oldest
+drops frames and counts them, block waits. Live fps, dropped frames and latency are shown on the
+terminal and in the overlay. Frames are put on the model's frame rate (recorded in its sidecar).
 --overlay writes the video with the landmarks and the recognised glosses drawn on it.
+Input with nothing usable to recognise (nobody, no hand in any frame, landmarks no camera could
+give) still prints its glosses, with a warning on stderr and in the JSON's "warnings".
+Arguments (--beam at most 256, --fps in 1..1000, the --overlay path) are checked before the
+model loads. The engines' own C++ log lines are hidden; `edge-slr -v recognize ...` shows them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -50,17 +57,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--overlay", type=Path, metavar="OUT.mp4", help="write an annotated video")
     p.add_argument("--max-frames", type=int, help="camera: stop after this many frames")
+    p.add_argument(
+        "--drop-policy",
+        choices=("skip-oldest", "block"),
+        default="skip-oldest",
+        help="--camera: when extraction falls behind, drop the oldest waiting frame (counted and "
+        "shown) or wait for it (default skip-oldest, as a live camera must)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_slr.errors import InputError
     from edge_slr.recognizer import Recognizer, RecognizerOptions
 
-    if (args.input is None) == (args.camera is None):
-        raise InputError("give exactly one of INPUT or --camera N")
-    if args.overlay is not None and args.overlay.suffix.lower() not in (".mp4", ".avi"):
-        raise InputError(f"--overlay writes .mp4 or .avi files, got {args.overlay.name}")
+    check_args(args)
     options = RecognizerOptions(
         model_dir=args.model,
         runtime=args.runtime,
@@ -68,16 +78,64 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         beam_width=args.beam,
         correct=not args.no_correct,
-        **({"fps": args.fps} if args.fps else {}),
+        fps=args.fps,
     )
     with Recognizer.create_from_options(options) as recognizer:
         if args.camera is not None:
             return run_camera(recognizer, args)
         result, landmarks = recognize_input(recognizer, args.input, args.fps)
+        for warning in result.warnings:  # nothing usable in the input: say so, on stderr
+            print(f"edge-slr recognize: warning: {warning}", file=sys.stderr)
         if args.overlay is not None:
             write_overlay(args.overlay, args.input, landmarks, result)
         print_result(recognizer, result, args.json)
     return 0
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every argument checked before a model loads or a frame is extracted."""
+    from edge_slr.errors import InputError
+    from edge_slr.recognizer_options import MAX_BEAM_WIDTH, check_fps
+
+    if (args.input is None) == (args.camera is None):
+        raise InputError("give exactly one of INPUT or --camera N")
+    if args.input is not None and not args.input.exists():
+        raise InputError(f"input not found: {args.input}")
+    if not 1 <= args.beam <= MAX_BEAM_WIDTH:
+        raise InputError(f"--beam must be in 1..{MAX_BEAM_WIDTH} (1 = greedy), got {args.beam}")
+    if args.fps is not None:
+        check_fps(args.fps, "--fps")
+    if args.max_frames is not None:
+        if args.camera is None:
+            raise InputError(f"--max-frames {args.max_frames} applies to --camera only")
+        if args.max_frames < 1:
+            raise InputError(f"--max-frames must be a positive frame count, got {args.max_frames}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be a positive integer, got {args.threads}")
+    if args.overlay is not None:
+        if args.overlay.suffix.lower() not in (".mp4", ".avi"):
+            raise InputError(f"--overlay writes .mp4 or .avi files, got {args.overlay.name}")
+        check_writable(args.overlay, "--overlay")
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """InputError unless ``path`` can be written (its nearest existing ancestor a writable
+    folder, the path itself not a folder), so a bad output path fails before the work."""
+    import os
+
+    from edge_slr.errors import InputError
+
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a folder; expected a file name to write")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{flag} {path} exists and is not writable")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{flag} {path} cannot be written: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{flag} {path} cannot be written: {parent} is not writable")
 
 
 def recognize_input(recognizer: Any, path: Path, fps: float | None) -> tuple[Any, Any]:
@@ -85,7 +143,7 @@ def recognize_input(recognizer: Any, path: Path, fps: float | None) -> tuple[Any
     from edge_slr.landmarks import load_landmarks
 
     if path.suffix.lower() in LANDMARK_SUFFIXES:
-        sequence = load_landmarks(path)
+        sequence = load_landmarks(path, fps=fps)  # a file without a rate (GISLR parquet) needs it
         return recognizer.recognize_landmarks(sequence, fps=fps), sequence
     result = recognizer.recognize_video(path, fps=fps)
     return result, result.landmarks
@@ -113,68 +171,89 @@ def print_result(recognizer: Any, result: Any, as_json: bool) -> None:
     )
 
 
-def open_camera(camera: str) -> tuple[Any, float | None]:
-    """(an opened cv2.VideoCapture, the file's frame rate, None for a live camera)."""
-    from edge_slr._optional import require
-    from edge_slr.errors import InputError
-
-    cv2 = require("cv2", "reading a camera")
-    if camera.isdigit():
-        capture = cv2.VideoCapture(int(camera))
-        if not capture.isOpened():
-            raise InputError(f"camera {camera} cannot be opened (is one connected?)")
-        return capture, None
-    if not Path(camera).is_file():
-        raise InputError(f"--camera takes a camera index or a video file, got {camera!r}")
-    capture = cv2.VideoCapture(camera)
-    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-    if not capture.isOpened() or not fps > 0:
-        raise InputError(f"--camera {camera}: not a video OpenCV can play (frame rate {fps:g})")
-    return capture, fps
-
-
 def run_camera(recognizer: Any, args: argparse.Namespace) -> int:
-    from edge_slr._optional import require
+    """--camera N|FILE through the live pipeline (edge_slr.live): extraction and recognition on
+    two workers; a file plays at its own frame rate, as a camera would. Ctrl+C ends the stream."""
+    from edge_slr.errors import InputError
+    from edge_slr.live import LiveRecognizer, play
 
-    cv2 = require("cv2", "reading a camera")
-    capture, file_fps = open_camera(str(args.camera))
-    writer, shown, frames = None, "", 0
-    started = time.monotonic()
-    last_ms = -1
+    camera = str(args.camera)
+    source: int | Path = int(camera) if camera.isdigit() else Path(camera)
+    if isinstance(source, Path) and not source.exists():
+        raise InputError(f"--camera takes a camera index or a video file, got {camera!r}")
+    view = _LiveView(args.overlay)
+    live = LiveRecognizer.create_from_recognizer(
+        recognizer, drop_policy=args.drop_policy, result_callback=view.on_result
+    )
     try:
-        while args.max_frames is None or frames < args.max_frames:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if file_fps is not None:  # a file: its own clock
-                stamp = int(frames * 1000 / file_fps)
-            else:
-                stamp = max(int((time.monotonic() - started) * 1000), last_ms + 1)
-            last_ms = stamp
-            result = recognizer.process_frame(rgb, stamp)
-            frames += 1
-            line = result.sentence
-            if result.final:
-                print(f"[{stamp / 1000:7.2f} s] {line}", flush=True)
-                shown = ""
-            elif line != shown:
-                print(f"  ... {line}", file=sys.stderr, flush=True)
-                shown = line
-            if args.overlay is not None:
-                rate = file_fps or recognizer.fps
-                writer = writer or _writer(args.overlay, rgb.shape[1], rgb.shape[0], rate)
-                points = result.landmarks.data[0]
-                writer.write(cv2.cvtColor(draw(rgb, points, line), cv2.COLOR_RGB2BGR))
-    except KeyboardInterrupt:
-        pass
+        with live:
+            view.live = live
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C ends the stream, then finish
+                play(source, live, realtime=True, max_frames=args.max_frames, finish=False)
+            final = live.finish()
+            stats = live.stats()
     finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-    final = recognizer.finish()
+        view.close()
+    print(
+        f"live: {stats.frames_in} frames, {stats.dropped} dropped, "
+        f"{stats.sustained_fps or 0:.1f} fps sustained, CPU {stats.cpu_percent or 0:.0f}%, "
+        f"capture->result p50 {stats.frame_latency_p50_ms or 0:.0f} ms, "
+        f"glass-to-gloss p50 {_ms_text(stats.glass_to_gloss_p50_ms)}",
+        file=sys.stderr,
+    )
     print_result(recognizer, final, args.json)
     return 0
+
+
+def _ms_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+class _LiveView:
+    """Prints partial and final hypotheses and a status line; draws the overlay. Runs on the
+    live pipeline's recognition worker (edge_slr.live result callback)."""
+
+    STATUS_EVERY_S = 1.0
+
+    def __init__(self, overlay: Path | None) -> None:
+        self.live: Any = None
+        self._overlay = overlay
+        self._writer: Any = None
+        self._shown = ""
+        self._status = ""
+        self._next_status = 0.0
+
+    def on_result(self, result: Any, info: Any) -> None:
+        line = result.sentence
+        if result.final:
+            print(f"[{info.timestamp_ms / 1000:7.2f} s] {line}", flush=True)
+            self._shown = ""
+        elif line != self._shown:
+            print(f"  ... {line}", file=sys.stderr, flush=True)
+            self._shown = line
+        now = time.monotonic()
+        if now >= self._next_status and self.live is not None:  # stats() costs ~1 ms
+            stats = self.live.stats()
+            self._status = (f"{stats.recent_fps or 0:.1f} fps  dropped {stats.dropped}  "
+                            f"latency {info.latency_ms:.0f} ms")  # fmt: skip
+            print(f"  [live] {self._status}", file=sys.stderr, flush=True)
+            self._next_status = now + self.STATUS_EVERY_S
+        if self._overlay is not None and info.image is not None:
+            self._draw(info.image, info.landmarks, line)
+
+    def _draw(self, rgb: Any, points: Any, line: str) -> None:
+        from edge_slr._optional import require
+
+        cv2 = require("cv2", "writing overlay videos")
+        if self._writer is None:
+            self._writer = _writer(self._overlay, rgb.shape[1], rgb.shape[0], 30.0)
+        canvas = draw(rgb, points, line, self._status)
+        self._writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
 
 
 # -- overlay --------------------------------------------------------------------------------------

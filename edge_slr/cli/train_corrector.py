@@ -37,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, metavar="M", help="time budget per stage")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads (default 1)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    from edge_slr.cli._training import add_device_arguments
+
+    add_device_arguments(p, torchrun=False)
     p.add_argument(
         "--retune-gates",
         action="store_true",
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         ("max_minutes", "max_minutes"),
         ("threads", "threads"),
         ("seed", "seed"),
+        ("device", "device"),
+        ("amp", "amp"),
     ):
         value = getattr(args, option)
         if value is not None:

@@ -45,16 +45,26 @@ def run(args: argparse.Namespace) -> int:
     if args.cache is not None:
         if args.checkpoint is None or args.data is None:
             raise InputError("--cache needs --checkpoint (a trained teacher) and --data")
+        from edge_slr._optional import require
+        from edge_slr.cli._training import is_main_process
+        from edge_slr.training.hardware import Hardware
         from edge_slr.training.teacher.cache import build_cache
 
-        out = build_cache(
-            args.checkpoint,
-            args.data,
-            args.cache,
-            splits=args.splits,
-            progress=not args.no_progress,
-        )
-        print(f"teacher outputs for {', '.join(args.splits)} cached in {out}")
+        # On --device (under torchrun: each rank a share of the batches, rank 0 merges).
+        hw = Hardware.create(require("torch", "teacher outputs"), args.device or "auto", "none")
+        try:
+            out = build_cache(
+                args.checkpoint,
+                args.data,
+                args.cache,
+                splits=args.splits,
+                progress=not args.no_progress,
+                hardware=hw,
+            )
+        finally:
+            hw.close()
+        if is_main_process():
+            print(f"teacher outputs for {', '.join(args.splits)} cached in {out}")
         return 0
 
     from edge_slr.training.teacher.config import load_teacher_config

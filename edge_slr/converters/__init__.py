@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,19 +51,21 @@ TARGETS: dict[str, TargetSpec] = {
         TargetSpec(
             "openvino-int8", "edge_slr.converters.openvino_int8", "openvino", "int8", ".xml",
             requires=("calibration",),
-            options=_INT8_CHECKS | {"lstm", "accuracy_control"},
+            options=_INT8_CHECKS | {"lstm", "accuracy_control", "inference_precision"},
             description="OpenVINO IR INT8, NNCF post-training quantisation",
         ),
         TargetSpec(
             "tflite", "edge_slr.converters.tflite", "litert", "fp32", ".tflite",
-            options=frozenset(("fused_lstm",)),
+            options=frozenset(("fused_lstm", "compat")),
             description="TFLite FP32 from a Keras (corrector: TensorFlow) rebuild, dynamic "
             "lengths (LiteRT)",
         ),
         TargetSpec(
             "tflite-int8", "edge_slr.converters.tflite", "litert", "int8", ".tflite",
-            requires=("calibration",), options=_INT8_CHECKS | {"full_integer", "fused_lstm"},
-            description="TFLite INT8: dynamic-range weights, or full-integer for NPUs",
+            requires=("calibration",),
+            options=_INT8_CHECKS | {"full_integer", "fused_lstm", "compat"},
+            description="TFLite INT8: dynamic-range weights, or full-integer for NPUs; --compat "
+            "tflite-runtime-2.14 keeps to op versions that older interpreter runs",
         ),
     )
 }  # fmt: skip
@@ -118,6 +121,32 @@ def check_request(spec: TargetSpec, options: ConvertOptions, calibration: Any) -
         )
 
 
+def check_paths(out_dir: Any, calibration: Any) -> Path:
+    """The output folder as a Path; InputError for one that cannot be a folder or a calibration
+    dataset that does not exist (checked before any folder is created)."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise InputError(f"out_dir must be an output folder (str or Path), got {out_dir!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} is an existing file; expected a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"output folder {out} cannot be created: {parent} is a file")
+            break
+    if calibration is not None:
+        if not isinstance(calibration, (str, os.PathLike)) or not str(calibration):
+            raise InputError(
+                f"calibration must be a landmark dataset folder (str or Path), got {calibration!r}"
+            )
+        if not Path(calibration).is_dir():
+            raise InputError(
+                f"calibration dataset {calibration} does not exist or is not a folder; expected "
+                "a landmark dataset folder (with train and dev splits)"
+            )
+    return out
+
+
 def convert(
     checkpoint: str | Path,
     target: str,
@@ -138,8 +167,8 @@ def convert(
     spec = get_target(target)
     opts = ConvertOptions.from_kwargs(options)
     check_request(spec, opts, calibration)
+    out = check_paths(out_dir, calibration)  # before anything is loaded or created
     src = source.load_source(checkpoint, opts)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = Job(spec, src, opts, out)
     job.verify_config = VerifyConfig(
@@ -177,6 +206,7 @@ __all__ = [
     "TargetSpec",
     "VerificationReport",
     "VerifyConfig",
+    "check_paths",
     "check_request",
     "convert",
     "get_target",

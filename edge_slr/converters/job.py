@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,10 @@ from edge_slr.errors import InputError
 from edge_slr.sidecar import PrecisionSpec, TemporalSpec
 
 LSTM_POLICIES = ("auto", "int8", "first-fp32", "fp32", "fp32+input-conv")
+# --compat for tflite targets: the oldest TFLite interpreter the model must load on.
+COMPAT_PATTERN = re.compile(r"tflite-runtime-(\d+)\.(\d+)(?:\.(\d+))?")
+# OpenVINO INFERENCE_PRECISION_HINT for the layers an INT8 model keeps in floating point
+INFERENCE_PRECISIONS = ("f32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,10 @@ class ConvertOptions:
     fp16: bool = False  # openvino: FP16-compressed weights
     lstm: str = "auto"  # openvino-int8: LSTM quantisation policy
     accuracy_control: bool = False  # openvino-int8: nncf.quantize_with_accuracy_control
+    inference_precision: str = "f32"  # openvino-int8: precision of the layers kept in FP
     full_integer: bool = False  # tflite-int8: int8 activations too (NPUs)
     fused_lstm: bool | None = None  # tflite: fused LSTM ops (tf-keras); None = only if needed
+    compat: str = ""  # tflite: "tflite-runtime-2.14" = only op versions that release runs
 
     def __post_init__(self) -> None:
         if self.calibration_size < 1 or self.heldout_size < 1:
@@ -42,12 +49,22 @@ class ConvertOptions:
             )
         if self.lstm not in LSTM_POLICIES:
             raise InputError(f"lstm must be one of {LSTM_POLICIES}, got {self.lstm!r}")
+        if self.inference_precision not in INFERENCE_PRECISIONS:
+            raise InputError(
+                f"inference_precision must be one of {INFERENCE_PRECISIONS}, got "
+                f"{self.inference_precision!r}"
+            )
         if not 0 <= self.max_wer_drop <= 100:
             raise InputError(f"max_wer_drop is in WER points, 0..100; got {self.max_wer_drop}")
         if not 0 <= self.min_agreement <= 1:
             raise InputError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
         if not self.max_abs_diff > 0:
             raise InputError(f"max_abs_diff must be > 0, got {self.max_abs_diff}")
+        if self.compat and COMPAT_PATTERN.fullmatch(self.compat) is None:
+            raise InputError(
+                f"compat must name a TFLite interpreter release such as 'tflite-runtime-2.14', "
+                f"got {self.compat!r}"
+            )
         if self.name and ("/" in self.name or "\\" in self.name or self.name.startswith(".")):
             raise InputError(f"name must be a plain file stem, got {self.name!r}")
 
@@ -58,6 +75,14 @@ class ConvertOptions:
         if unknown:
             raise InputError(f"unknown conversion option(s) {unknown}; known: {sorted(known)}")
         return cls(**options)
+
+    @property
+    def compat_release(self) -> str | None:
+        """The TFLite release of ``compat`` ("tflite-runtime-2.14" -> "2.14.0"), None without."""
+        match = COMPAT_PATTERN.fullmatch(self.compat) if self.compat else None
+        if match is None:
+            return None
+        return ".".join(part or "0" for part in match.groups())
 
     def changed(self) -> dict[str, Any]:
         """Options that differ from their defaults (what the user asked for)."""

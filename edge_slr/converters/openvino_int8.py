@@ -40,9 +40,17 @@ from edge_slr.sidecar import PrecisionSpec
 
 logger = logging.getLogger(__name__)
 
-# INT8 models run with the CPU plugin's defaults: layers left in floating point use its default
-# precision (bf16 on AVX512_BF16 CPUs); verification uses the same settings the runtime will.
-INT8_CONFIG: dict[str, str] = {}
+
+# The layers an INT8 model keeps in floating point (the LSTMs, at least) would run in the CPU
+# plugin's default precision, which is bf16 on CPUs with AVX512_BF16/AMX and f32 elsewhere: what
+# was verified on one CPU would not be what runs on another. They are pinned to the precision
+# the verification used (``inference_precision`` option, f32 unless bf16 is asked for), and the
+# sidecar records it so the runtime compiles with exactly that.
+def int8_config(inference_precision: str = "f32") -> dict[str, str]:
+    return {"INFERENCE_PRECISION_HINT": inference_precision}
+
+
+INT8_CONFIG = int8_config()
 QUANTIZED_TYPES = ("Convolution", "MatMul", "LSTMSequence")
 
 
@@ -188,8 +196,9 @@ def kept_fp32(rows: list[dict[str, str]]) -> list[str]:
     return kept
 
 
-def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str, list[dict]]:
-    """Quantise per plan until one verifies; (model, report, plan label, every attempt)."""
+def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str, list[dict], str]:
+    """Quantise per plan until one verifies; (model, report, plan label, every attempt, the
+    inference precision the verification really ran with)."""
     if job.options.accuracy_control:
         plans = [("accuracy-control", [])]
     else:
@@ -200,7 +209,8 @@ def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str,
             model = quantize_with_accuracy_control(job, float_model.clone())
         else:
             model = quantize(job, float_model.clone(), kept)
-        run = compiled_runner(model, INT8_CONFIG)
+        run = compiled_runner(model, int8_config(job.options.inference_precision))
+        verified = run.inference_precision
         report = compare_decodes(run, job.reference, job.source.labels, job.verify_config)
         tried.append(
             {
@@ -219,7 +229,7 @@ def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str,
         )
         if report.passed:
             break
-    return model, report, label, tried
+    return model, report, label, tried, verified
 
 
 def export(job: Job) -> Artifact:
@@ -230,7 +240,14 @@ def export(job: Job) -> Artifact:
     ov = require("openvino", "OpenVINO conversion")
     nncf = require("nncf", "INT8 quantisation for OpenVINO")
     nncf.set_log_level(logging.ERROR)
-    model, report, label, tried = try_plans(job, student_to_ov(job))
+    model, report, label, tried, verified = try_plans(job, student_to_ov(job))
+    if verified != job.options.inference_precision:
+        logger.warning(
+            "%s inference was asked for, but this CPU runs the floating-point layers in %s: "
+            "verified and recorded %s",
+            job.options.inference_precision, verified, verified,
+        )  # fmt: skip
+    config = int8_config(verified)
     if not report.passed:
         summary = "; ".join(
             f"{t['plan']}: agreement {t['agreement']:.1%}, WER {t['wer_drop']:+.2f}" for t in tried
@@ -254,7 +271,7 @@ def export(job: Job) -> Artifact:
             kept_fp32=tuple(kept),
             notes="NNCF PTQ (performance preset); ops listed in kept_fp32 run in floating point",
         ),
-        engine={"name": "openvino", "version": ov.get_version(), "config": dict(INT8_CONFIG)},
+        engine={"name": "openvino", "version": ov.get_version(), "config": config},
         details={
             "lstm_policy": "nncf" if job.options.accuracy_control else job.options.lstm,
             "plan": label,
@@ -264,9 +281,7 @@ def export(job: Job) -> Artifact:
             else "nncf.quantize",
             "ops": op_types(model),
             "op_precisions": precisions,
-            "verified_inference_precision": str(
-                ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
-            ),
+            "verified_inference_precision": config["INFERENCE_PRECISION_HINT"],
         },
         versions={"openvino": ov.get_version(), "nncf": nncf.__version__},
         verification=report,

@@ -60,7 +60,16 @@ def compiled_runner(path_or_model: Any, config: dict[str, str] | None = None) ->
         result = request.infer({0: features[None].astype(np.float32, copy=False)})
         return np.array(result[compiled.outputs[0]][0])
 
+    # What the plugin really uses for floating-point layers (a bf16 hint falls back to f32 on
+    # CPUs without bf16 support): the precision the verification ran with.
+    run.inference_precision = effective_precision(compiled)  # type: ignore[attr-defined]
     return run
+
+
+def effective_precision(compiled: Any) -> str:
+    """The compiled model's floating-point inference precision, as "f32" or "bf16"."""
+    value = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    return "bf16" if "bf16" in value else "f16" if "f16" in value else "f32"
 
 
 def op_types(model: Any) -> list[str]:

@@ -9,7 +9,16 @@
 Two Keras flavours (docs/engines.md): Keras 3 turns the LSTMs into WHILE loops (converts in
 seconds, exact in FP32), tf-keras gives fused UNIDIRECTIONAL_SEQUENCE_LSTM ops (converts about
 10x slower). Full-integer conversion crashes the converter on WHILE-loop LSTMs, so it always uses
-tf-keras; ``fused_lstm`` chooses explicitly. The op list lands in the sidecar.
+tf-keras; ``fused_lstm`` chooses explicitly.
+
+Interpreters (docs: edge_slr.runtimes.tflite_ops): the sidecar records every builtin op with its
+version and the first TensorFlow release that runs it (``details["tflite_ops"]``) and the oldest
+release for the whole model (``details["min_runtime"]``). TensorFlow 2.19's dynamic-range INT8
+quantises Dense weights per channel, which makes FULLY_CONNECTED version 12 ("hybrid, per-channel
+weights", TFLite 2.17+): tflite-runtime 2.14 cannot load it. ``compat="tflite-runtime-2.14"``
+quantises Dense weights per tensor instead (``_experimental_disable_per_channel_quantization_
+for_dense_layers``: FULLY_CONNECTED version 3/9, TFLite 2.3), keeping per-channel convolutions
+(CONV_2D version 5, TFLite 2.4), and fails the conversion if any op still needs a newer release.
 TensorFlow is imported here only (it costs seconds).
 """
 
@@ -25,6 +34,10 @@ import numpy as np
 
 from edge_slr._optional import require
 from edge_slr.converters.job import Artifact, Job
+from edge_slr.converters.verify import ConversionError
+from edge_slr.errors import InputError
+from edge_slr.runtimes import tflite_ops
+from edge_slr.runtimes.litert_rt import load_interpreter
 from edge_slr.sidecar import PrecisionSpec
 
 logger = logging.getLogger(__name__)
@@ -76,6 +89,15 @@ def to_tflite(job: Job, model: Any, mode: str) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "dynamic-range" and job.options.compat:
+        # Per-channel Dense weights make FULLY_CONNECTED v12 (TFLite 2.17+); per-tensor: v3/v9.
+        flag = "_experimental_disable_per_channel_quantization_for_dense_layers"
+        if not hasattr(converter, flag):
+            raise InputError(
+                f"--compat {job.options.compat} needs a TFLiteConverter with {flag} "
+                f"(TensorFlow 2.16 or newer), got TensorFlow {tf.__version__}"
+            )
+        setattr(converter, flag, True)
     if mode == "full-integer":
         converter.representative_dataset = representative_data(job)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -87,10 +109,11 @@ def to_tflite(job: Job, model: Any, mode: str) -> bytes:
 
 
 def interpreter(path_or_bytes: Any, threads: int | None = None) -> Any:
-    litert = require("ai_edge_litert.interpreter", "running TFLite models")
+    """An interpreter of the first installed TFLite package (edge_slr.runtimes.litert_rt)."""
+    cls = load_interpreter().interpreter_class
     if isinstance(path_or_bytes, bytes):
-        return litert.Interpreter(model_content=path_or_bytes, num_threads=threads)
-    return litert.Interpreter(model_path=str(path_or_bytes), num_threads=threads)
+        return cls(model_content=path_or_bytes, num_threads=threads)
+    return cls(model_path=str(path_or_bytes), num_threads=threads)
 
 
 def interpreter_runner(interp: Any) -> Any:
@@ -119,11 +142,63 @@ def op_names(interp: Any) -> list[str]:
         return []
 
 
+STUDENT_NEAREST = "the full-integer model (--full-integer) needs TFLite 2.5"
+CORRECTOR_NEAREST = (
+    "the corrector's dynamic-range INT8 keeps per-channel Dense weights; its FP32 conversion "
+    "(--target tflite) needs TFLite 2.9"
+)
+
+
+def op_details(
+    model: Any, compat: str = "", compat_release: str | None = None, nearest: str = STUDENT_NEAREST
+) -> dict[str, Any]:
+    """Sidecar details of a ``.tflite`` file (path or bytes): its builtin ops with versions and
+    first releases, and the oldest release that runs them all (the converter's own
+    ``min_runtime_version`` metadata where that is newer). With ``compat_release``, an op that
+    needs a newer release fails the conversion, naming it and ``nearest`` (what does run)."""
+    ops = tflite_ops.read_op_codes(model)
+    known = [r for r in (tflite_ops.min_runtime(ops), tflite_ops.converter_min_runtime(model)) if r]
+    if compat_release is not None:
+        newer = tflite_ops.newer_ops(ops, compat_release)
+        if newer:
+            listed = ", ".join(f"{op.name} v{op.version} (TFLite {op.min_runtime})" for op in newer)
+            raise ConversionError(
+                f"--compat {compat}: the converted model still needs {listed}; no converter "
+                f"setting here avoids it ({nearest})"
+            )
+    return {
+        "tflite_ops": [op.to_dict() for op in ops],
+        "min_runtime": max(known, key=tflite_ops.release_key) if known else None,
+        "compat": compat,
+    }
+
+
+def with_graph_ops(job: Job, artifact: Artifact) -> Artifact:
+    """A corrector's TFLite graphs: the ops of each (by role) and the oldest release for all;
+    ``compat`` is checked on every graph."""
+    per_graph = {
+        graph.role: op_details(
+            job.out_dir / graph.file.name,
+            job.options.compat,
+            job.options.compat_release,
+            CORRECTOR_NEAREST,
+        )
+        for graph in artifact.extra_graphs
+    }
+    releases = [d["min_runtime"] for d in per_graph.values() if d["min_runtime"]]
+    artifact.details.update(
+        tflite_ops={role: d["tflite_ops"] for role, d in per_graph.items()},
+        min_runtime=max(releases, key=tflite_ops.release_key) if releases else None,
+        compat=job.options.compat,
+    )
+    return artifact
+
+
 def export(job: Job) -> Artifact:
     if job.source.kind == "corrector":
         from edge_slr.converters import corrector_export
 
-        return corrector_export.export_tflite(job)
+        return with_graph_ops(job, corrector_export.export_tflite(job))
     tf = tensorflow()
     int8, full = job.spec.int8, job.options.full_integer
     fused = use_fused(job)
@@ -132,12 +207,17 @@ def export(job: Job) -> Artifact:
     logger.info("TFLite %s via %s", mode, "tf-keras (fused LSTM)" if fused else "Keras 3")
     flatbuffer = to_tflite(job, model, mode)
     stem = "-int8-full" if full else "-int8" if int8 else ""
+    if mode == "dynamic-range" and job.options.compat:
+        stem += "-compat"  # per-tensor Dense weights: a different model from the default INT8
     path = job.model_path(stem)
     path.write_bytes(flatbuffer)
-    interp = interpreter(path)
-    ops = op_names(interp)
-    litert = require("ai_edge_litert", "running TFLite models")
-    version = getattr(litert, "__version__", "unknown")
+    compat = op_details(path, job.options.compat, job.options.compat_release)
+    ops = sorted({op["op"] for op in compat["tflite_ops"]})
+    engine = load_interpreter()
+    if engine.release is not None:  # verifying on tflite-runtime or tf.lite: may be too old
+        tflite_ops.check_runtime(path, engine.release, engine.label)
+    interp = engine.interpreter_class(model_path=str(path))
+    version = engine.version
     if mode == "fp32":
         precision = PrecisionSpec("fp32", "fp32")
     elif mode == "dynamic-range":
@@ -164,7 +244,8 @@ def export(job: Job) -> Artifact:
             "fused_lstm": FUSED_LSTM_OP in ops,
             "ops": ops,
             "calibration_method": "representative_dataset" if full else "",
+            **compat,
         },
-        versions={"tensorflow": tf.__version__, "ai_edge_litert": version},
+        versions={"tensorflow": tf.__version__, engine.module: version},
         runner=interpreter_runner(interp),
     )

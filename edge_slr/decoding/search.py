@@ -21,6 +21,12 @@ from edge_slr.decoding.ctc import (
 )
 from edge_slr.errors import InputError
 
+# Prefix beam search costs about beam_width x token_top_k Python steps per output step (0.1 s a
+# step at 4096 on the dev machine), so an unbounded width (``--beam 1000000``) runs for minutes.
+# 4096 still lets a search over a few short frames hold every prefix (exact search, as the tests
+# do); a recogniser needs far less (RecognizerOptions allows 256; KD-MSLRT decodes with 10).
+MAX_BEAM_WIDTH = 4096
+
 
 def greedy_decode(
     log_probs: np.ndarray, blank: int = 0, labels: Sequence[str] | None = None
@@ -247,8 +253,13 @@ def _check_search_options(
     token_min_prob: float,
 ) -> None:
     for name, value in (("nbest", nbest), ("beam_width", beam_width)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InputError(f"{name} must be an int >= 1, got {value!r}")
+    if beam_width > MAX_BEAM_WIDTH:
+        raise InputError(
+            f"beam_width must be at most {MAX_BEAM_WIDTH} (wider beams cost time and do not "
+            f"change the result), got {beam_width!r}"
+        )
     if nbest > beam_width:
         raise InputError(f"nbest ({nbest}) cannot exceed beam_width ({beam_width})")
     if token_top_k is not None and (not isinstance(token_top_k, int) or token_top_k < 1):

@@ -65,6 +65,13 @@ class DemoOptions:
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "lengths", tuple(self.lengths))
         object.__setattr__(self, "extra_student", tuple(self.extra_student))
+        # paths first: a missing video or a work folder that is a file must not wait for training
+        if self.work_dir.exists() and not self.work_dir.is_dir():
+            raise InputError(
+                f"work_dir {str(self.work_dir)!r} is an existing file; expected a folder"
+            )
+        if self.video is not None and not self.video.is_file():
+            raise InputError(f"video {str(self.video)!r} does not exist (or is not a file)")
         if self.corpus not in CORPUS_CHOICES:
             raise InputError(f"corpus must be one of {CORPUS_CHOICES}, got {self.corpus!r}")
         if self.corpus_root is not None and self.corpus in ("auto", "builtin"):

@@ -51,6 +51,7 @@ class VideoResult:
     recognized: tuple[str, ...]
     corrected: tuple[str, ...] | None
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # nothing usable in the video (RecognitionResult.warnings)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -152,4 +153,5 @@ def recognize_video(
         recognized=result.recognized,
         corrected=result.corrected,
         timings=result.timings.to_dict(),
+        warnings=result.warnings,
     )

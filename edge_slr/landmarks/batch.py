@@ -1,35 +1,38 @@
 """Batch landmark extraction over many videos or frame folders.
 
-Built for runs of hours over a whole corpus:
+Built for runs of hours over a whole corpus, on one machine or a Ray cluster:
 
-- resumable: a job whose output file exists is skipped (outputs only ever appear complete, so
-  existing means finished);
-- atomic: each file is written under a hidden temporary name in the output folder and moved into
-  place with ``os.replace``, so a kill leaves no half-written output (stale temporaries are
-  removed by the next run);
-- failures do not stop the run: each one is recorded with its reason in a
-  :class:`BatchSummary`, which is written as JSON next to the outputs;
-- ``workers > 1`` runs one MediaPipe graph per process (spawned, not forked: MediaPipe and
-  TensorFlow threads do not survive a fork).
+- exactly once: each file is written under a hidden temporary name in the output folder and
+  moved into place with ``os.replace`` (a kill leaves no half-written output; stale temporaries
+  are removed at the start and end of a run), and recorded in the folder's manifest
+  (:mod:`edge_slr.landmarks.manifest`) with its input's size/mtime and the extractor's options;
+- resumable: a re-run skips what the manifest says is done and unchanged, redoes what changed;
+- failures do not stop the run: a failed video is retried ``retries`` times (errors that are a
+  property of the file, InputError/FormatError, are not: they would fail again), then recorded
+  with its reason in the manifest and in a :class:`BatchSummary` written as JSON next to the
+  outputs;
+- executors (:mod:`edge_slr.landmarks.executors`): this process (``workers=1``), a local
+  process pool (``workers > 1``; spawned, not forked: MediaPipe threads do not survive a fork)
+  or Ray actors (``executor="ray"``); one extractor per worker, largest inputs first.
 
-Plain inputs and a corpus split (the latter in the :mod:`edge_slr.data.dataset` layout)::
+Plain inputs (a folder that is not a frame folder is walked for videos and frame folders, and
+its tree is mirrored in the output) and a corpus split (the :mod:`edge_slr.data.dataset` layout)::
 
-    summary = run_batch(jobs_for_inputs(["a.mp4", "frames/b"], "out"), workers=2)
+    summary = run_batch(jobs_for_inputs(["a.mp4", "frames/b", "corpus/"], "out"), workers=2)
     summary = extract_corpus_split("phoenix2014t", "/data/PHOENIX-2014-T", "dev", "out")
     summary.failures  # [JobOutcome(id=..., status="failed", error_type=..., error=...), ...]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import multiprocessing
 import os
 import re
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +45,12 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_SUFFIXES = (".npz", ".pose")
 LANDMARK_SUFFIXES = (".npz", ".pose", ".parquet")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
 SUMMARY_NAME = "extraction_summary.json"
+# Errors that are a property of the input file: retrying cannot change them.
+NOT_RETRIED = ("InputError", "FormatError", "NoPersonDetectedError", "MissingDependencyError")
 # Temporaries: ours (".ID.partial-PID.npz") and the landmark writers' own ("X.npz.partial").
-_PARTIAL = re.compile(r"^(\..+\.partial-\d+\.(npz|pose|json)|.+\.(npz|pose)\.partial)$")
+_PARTIAL = re.compile(r"^(\..+\.partial-\d+(\.(npz|pose|json))?|.+\.(npz|pose)\.partial)$")
 _SAFE_ID = re.compile(r"^[^/\\\x00]+$")
 
 
@@ -63,13 +69,15 @@ class JobOutcome:
     """What happened to one job."""
 
     id: str
-    status: str  # "done", "skipped" (output already there) or "failed"
+    status: str  # "done", "skipped" (done and unchanged), "failed" ("requeued": executor-internal)
     source: str | None
     output: str
     num_frames: int | None = None
     error_type: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    worker: str | None = None  # host:pid of the worker that ran it
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class BatchSummary:
 
     outcomes: tuple[JobOutcome, ...]
     seconds: float
+    executor: str = "serial"
 
     def by_status(self, status: str) -> list[JobOutcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -86,18 +95,40 @@ class BatchSummary:
     def failures(self) -> list[JobOutcome]:
         return self.by_status("failed")
 
+    def per_worker(self) -> dict[str, dict[str, Any]]:
+        """Videos, frames, busy seconds and frames/s of each worker (done jobs)."""
+        totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        for o in self.by_status("done"):
+            entry = totals[o.worker or "?"]
+            entry[0] += 1
+            entry[1] += o.num_frames or 0
+            entry[2] += o.seconds
+        return {
+            worker: {
+                "videos": int(videos),
+                "frames": int(frames),
+                "busy_seconds": round(busy, 2),
+                "frames_per_second": round(frames / busy, 2) if busy else None,
+            }
+            for worker, (videos, frames, busy) in sorted(totals.items())
+        }
+
     def to_dict(self) -> dict[str, Any]:
         done = self.by_status("done")
         frames = sum(o.num_frames or 0 for o in done)
         busy = sum(o.seconds for o in done)
         return {
+            "executor": self.executor,
             "jobs": len(self.outcomes),
             "done": len(done),
             "skipped": len(self.by_status("skipped")),
             "failed": len(self.failures),
+            "retried": sum(1 for o in self.outcomes if o.attempts > 1),
             "frames_extracted": frames,
             "ms_per_frame": round(1000.0 * busy / frames, 2) if frames else None,
+            "frames_per_second": round(frames / self.seconds, 2) if frames else None,
             "seconds": round(self.seconds, 2),
+            "per_worker": self.per_worker(),
             "failures": [asdict(o) for o in self.failures],
         }
 
@@ -119,24 +150,28 @@ def jobs_for_inputs(
 ) -> list[ExtractionJob]:
     """One job per video/frame folder, written as ``OUT/NAME.suffix``.
 
-    NAME is the file stem or folder name (``NAME/1/`` of the PHOENIX layout gives ``NAME``);
-    two inputs with the same NAME are an InputError, not a silent overwrite.
+    NAME is the file stem or folder name (``NAME/1/`` of the PHOENIX layout gives ``NAME``). A
+    folder that is not a frame folder is a tree (a corpus, ``features/fullFrame-210x260px``, any
+    folder of videos): its videos and frame folders become ``OUT/REL/NAME.suffix``, REL being
+    their folder relative to it. Two inputs with the same output are an InputError, not a
+    silent overwrite.
     """
     _check_suffix(suffix)
     out_dir = Path(out_dir)
     jobs: list[ExtractionJob] = []
-    seen: dict[str, Path] = {}
+    seen: dict[Path, Path] = {}
     for raw in inputs:
-        source = Path(raw)
-        name = _input_name(source)
-        if name in seen:
-            raise InputError(
-                f"inputs {seen[name]} and {source} would both be written as {name}{suffix}"
-            )
-        seen[name] = source
-        jobs.append(ExtractionJob(name, source, out_dir / f"{name}{suffix}", fps))
+        for source, rel in _expand(Path(raw)):
+            output = out_dir / rel.parent / f"{rel.name}{suffix}"
+            if output in seen:
+                raise InputError(
+                    f"inputs {seen[output]} and {source} would both be written as "
+                    f"{output.relative_to(out_dir)}"
+                )
+            seen[output] = source
+            jobs.append(ExtractionJob(rel.as_posix(), source, output, fps))
     if not jobs:
-        raise InputError("no inputs given: expected video files or frame folders")
+        raise InputError("no inputs given: expected video files, frame folders or folders of them")
     return jobs
 
 
@@ -156,45 +191,177 @@ def run_batch(
     on_no_person: str = "raise",
     overwrite: bool = False,
     progress: bool = True,
+    executor: str = "local",
+    threads_per_worker: int = 1,
+    ray_address: str | None = None,
+    retries: int = 2,
+    sha256: bool = False,
 ) -> BatchSummary:
-    """Extract every job not finished yet.
+    """Extract every job not finished yet (see the module doc).
 
-    Per-input failures are recorded in the summary, never raised; errors that concern the
-    whole run (bad options, a missing model, repeated ids) are raised before any work.
+    Per-input failures are recorded in the summary and the manifest, never raised; errors that
+    concern the whole run (bad options, a missing model, repeated ids, an unreachable Ray
+    cluster) are raised before any work.
     """
+    from edge_slr.landmarks.manifest import Manifest, extractor_description
+
     options = HolisticOptions() if options is None else options
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive int, got {workers!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InputError(f"retries must be an int >= 0, got {retries!r}")
     if on_no_person not in NO_PERSON_POLICIES:
         raise InputError(f"on_no_person must be one of {NO_PERSON_POLICIES}, got {on_no_person!r}")
     ids = [job.id for job in jobs]
     if len(set(ids)) != len(ids):
-        twice = sorted({i for i in ids if ids.count(i) > 1})
+        twice = sorted({i for i, n in Counter(ids).items() if n > 1})
         raise InputError(f"job ids must be unique; repeated: {twice[:10]}")
     start = time.perf_counter()
-    for folder in {job.output.parent for job in jobs}:
+    if not jobs:
+        return BatchSummary((), 0.0)
+    folders = {job.output.parent for job in jobs}
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         remove_partials(folder)
+    described = extractor_description(options)
+    run = {
+        "options": options,
+        "on_no_person": on_no_person,
+        "workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "ray_address": ray_address,
+        "retries": retries,
+    }
+    with Manifest.open(Path(os.path.commonpath([str(f) for f in folders]))) as manifest:
+        outcomes, todo = _plan(jobs, manifest, described, sha256, overwrite)
+        logger.info("%d jobs: %d to run, %d already done", len(jobs), len(todo), len(outcomes))
+        name = "serial"
+        if todo:
+            name = _execute(todo, run, executor, manifest, described, outcomes, progress)
+        manifest.compact()
+    for folder in folders:  # temporaries of workers killed during this run
+        remove_partials(folder)
+    ordered = tuple(outcomes[job.id] for job in jobs)
+    return BatchSummary(ordered, time.perf_counter() - start, name)
+
+
+def _plan(
+    jobs: Sequence[ExtractionJob],
+    manifest: Any,
+    described: dict[str, Any],
+    sha256: bool,
+    overwrite: bool,
+) -> tuple[dict[str, JobOutcome], list[tuple[ExtractionJob, Any]]]:
+    """Outcomes of the jobs to skip, and the others with their input signature, largest first."""
+    from edge_slr.landmarks.manifest import source_signature
+
     outcomes: dict[str, JobOutcome] = {}
     todo = []
     for job in jobs:
-        if job.output.exists() and not overwrite:
-            outcomes[job.id] = JobOutcome(job.id, "skipped", _str(job.source), str(job.output))
-        else:
-            todo.append(job)
-    logger.info("%d jobs: %d to run, %d already done", len(jobs), len(todo), len(outcomes))
+        signature = source_signature(job.source, sha256)
+        record = manifest.get(job.output)
+        why = _redo_reason(record, job, signature, described) if not overwrite else "overwrite"
+        if why is None:
+            outcomes[job.id] = JobOutcome(
+                job.id, "skipped", _str(job.source), str(job.output), record.get("num_frames")
+            )
+            continue
+        if record is not None or job.output.exists():
+            logger.info("%s: extracting again (%s)", job.id, why)
+        todo.append((job, signature))
+    todo.sort(key=lambda item: -(item[1].size if item[1] is not None else 0))
+    return outcomes, todo
+
+
+def _redo_reason(
+    record: dict[str, Any] | None, job: ExtractionJob, signature: Any, described: dict[str, Any]
+) -> str | None:
+    """Why a job must run (None: it is done and unchanged)."""
+    if record is None:
+        return "not in the manifest"
+    if record.get("status") != "done":
+        return f"it failed before ({record.get('error_type')})"
+    if not job.output.exists():
+        return "its output file is gone"
+    if signature is None or not signature.matches(record):
+        return "its input changed"
+    if record.get("extractor") != described:
+        return "the extractor or its options changed"
+    return None
+
+
+def _execute(
+    todo: list[tuple[ExtractionJob, Any]],
+    run: dict[str, Any],
+    executor: str,
+    manifest: Any,
+    described: dict[str, Any],
+    outcomes: dict[str, JobOutcome],
+    progress: bool,
+) -> str:
+    """Run the jobs on the executor, retrying failures; record each final outcome."""
+    from edge_slr.landmarks.executors import create_executor
+
+    jobs = {job.id: (job, signature) for job, signature in todo}
+    attempts: Counter[str] = Counter()
+    retries = run.pop("retries")
+    workers = min(run.pop("workers"), len(todo))
     bar = _progress(len(todo), progress)
+    frames, started = 0, time.perf_counter()
     try:
-        runner = _run_serial if workers == 1 or len(todo) <= 1 else _run_pool
-        for outcome in runner(todo, options, on_no_person, workers):
-            outcomes[outcome.id] = outcome
-            if outcome.status == "failed":
-                logger.warning("%s failed: %s", outcome.id, outcome.error)
-            bar.update(1)
+        with create_executor(executor, workers=workers, retries=retries, **run) as pool:
+            for job, _ in todo:
+                pool.submit(job)
+            while pool.pending:
+                outcome = pool.next_outcome()
+                job, signature = jobs[outcome.id]
+                if outcome.status == "requeued":  # was queued on a pool that broke
+                    pool.submit(job)
+                    continue
+                attempts[job.id] += max(1, outcome.attempts)  # Ray reports its own retries
+                if _retry(outcome, attempts[job.id], retries):
+                    logger.warning("%s failed (%s); retrying", job.id, outcome.error)
+                    pool.submit(job)
+                    continue
+                outcome = dataclasses.replace(outcome, attempts=attempts[job.id])
+                outcomes[job.id] = outcome
+                manifest.add(_record(job, signature, described, outcome))
+                if outcome.status == "failed":
+                    logger.warning("%s failed: %s", outcome.id, outcome.error)
+                frames += outcome.num_frames or 0
+                bar.set_postfix_str(f"{frames / (time.perf_counter() - started):.1f} frames/s")
+                bar.update(1)
+            return str(pool.name)
     finally:
         bar.close()
-    ordered = tuple(outcomes[job.id] for job in jobs)
-    return BatchSummary(ordered, time.perf_counter() - start)
+
+
+def _retry(outcome: JobOutcome, attempt: int, retries: int) -> bool:
+    return (
+        outcome.status == "failed" and outcome.error_type not in NOT_RETRIED and attempt <= retries
+    )
+
+
+def _record(
+    job: ExtractionJob, signature: Any, described: dict[str, Any], outcome: JobOutcome
+) -> dict[str, Any]:
+    return {
+        "output": str(job.output),
+        "id": job.id,
+        "source": _str(job.source),
+        "source_size": None if signature is None else signature.size,
+        "source_mtime_ns": None if signature is None else signature.mtime_ns,
+        "source_sha256": None if signature is None else signature.sha256,
+        "extractor": described,
+        "status": outcome.status,
+        "num_frames": outcome.num_frames,
+        "attempts": outcome.attempts,
+        "worker": outcome.worker,
+        "seconds": round(outcome.seconds, 3),
+        "error_type": outcome.error_type,
+        "error": outcome.error,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def extract_job(
@@ -205,7 +372,8 @@ def extract_job(
 
     start = time.perf_counter()
     try:
-        if not _SAFE_ID.match(job.id) or job.id in (".", ".."):
+        parts = job.id.split("/")  # tree inputs: REL/NAME, never outside the output folder
+        if not all(_SAFE_ID.match(part) and part not in (".", "..") for part in parts):
             raise InputError(f"id {job.id!r} cannot be used as a file name")
         if job.source is None:
             raise InputError(f"no video or frame folder found for {job.id!r}")
@@ -307,62 +475,6 @@ def remove_partials(folder: str | Path) -> int:
     return removed
 
 
-def _run_serial(jobs: Sequence[ExtractionJob], options: HolisticOptions, on_no_person: str, _: int):
-    if not jobs:
-        return
-    with HolisticExtractor.create_from_options(options) as extractor:
-        for job in jobs:
-            yield extract_job(extractor, job, on_no_person)
-
-
-def _run_pool(
-    jobs: Sequence[ExtractionJob], options: HolisticOptions, on_no_person: str, workers: int
-):
-    # A bad option or a missing model must stop the run with its own error here, not surface
-    # as every job failing with "worker died" after the workers' initialisers crash.
-    HolisticExtractor.create_from_options(options).close()
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(options,),
-    )
-    try:
-        futures: dict[Future, ExtractionJob] = {
-            pool.submit(_worker_job, job, on_no_person): job for job in jobs
-        }
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                yield future.result()
-            except BrokenProcessPool as err:
-                # A worker died (e.g. killed for memory): the jobs it held are failures.
-                yield JobOutcome(
-                    job.id,
-                    "failed",
-                    _str(job.source),
-                    str(job.output),
-                    error_type="WorkerDied",
-                    error=f"worker process died: {err}",
-                )
-    finally:
-        # On Ctrl-C (or an early stop) queued jobs are dropped instead of run to the end.
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_WORKER_EXTRACTOR: HolisticExtractor | None = None
-
-
-def _init_worker(options: HolisticOptions) -> None:
-    global _WORKER_EXTRACTOR
-    _WORKER_EXTRACTOR = HolisticExtractor.create_from_options(options)
-
-
-def _worker_job(job: ExtractionJob, on_no_person: str) -> JobOutcome:
-    assert _WORKER_EXTRACTOR is not None, "worker initializer did not run"
-    return extract_job(_WORKER_EXTRACTOR, job, on_no_person)
-
-
 def _partial_path(path: Path) -> Path:
     # Same folder (os.replace must not cross file systems), hidden, and the same suffix so
     # the writer that dispatches on it picks the right format.
@@ -376,6 +488,41 @@ def _input_name(source: Path) -> str:
     return path.name if path.is_dir() else path.stem
 
 
+def _expand(source: Path) -> list[tuple[Path, Path]]:
+    """(input, output path relative to OUT without suffix) of one input or one tree."""
+    if not source.is_dir() or _is_frame_folder(source) or "*" in source.name:
+        return [(source, Path(_input_name(source)))]
+    found = []
+    for folder, subfolders, files in os.walk(source):
+        here = Path(folder)
+        rel = here.relative_to(source)
+        frame_folders = [d for d in subfolders if _is_frame_folder(here / d)]
+        # Frame folders are leaves; "NAME/1/" keeps NAME as the name.
+        subfolders[:] = sorted(d for d in subfolders if d not in frame_folders)
+        for name in sorted(frame_folders):
+            found.append((here / name, rel / name))
+        for name in sorted(files):
+            if Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                found.append((here / name, rel / Path(name).stem))
+    if not found:
+        raise InputError(
+            f"{source} holds no frame images, videos ({'/'.join(VIDEO_SUFFIXES)}) "
+            "or folders of them"
+        )
+    return found
+
+
+def _is_frame_folder(folder: Path) -> bool:
+    from edge_slr.landmarks.video import IMAGE_SUFFIXES
+
+    for candidate in (folder, folder / "1"):
+        if candidate.is_dir() and any(
+            p.suffix.lower() in IMAGE_SUFFIXES for p in candidate.iterdir()
+        ):
+            return True
+    return False
+
+
 def _check_suffix(suffix: str) -> None:
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"output format must be one of {OUTPUT_SUFFIXES}, got {suffix!r}")
@@ -387,6 +534,9 @@ def _str(path: Path | None) -> str | None:
 
 class _NoBar:
     def update(self, n: int) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
         pass
 
     def close(self) -> None:

@@ -8,7 +8,12 @@ as a context manager, with one method per running mode::
         seq = extractor.extract_video("clip.mp4")          # LandmarkSequence (T, 543, 4)
         # or frame by frame: extractor.extract_video_frame(rgb, timestamp_ms) -> (543, 4)
 
-Two backends, chosen from the options:
+Engines, chosen by ``HolisticOptions(engine=...)``: ``"mediapipe"`` (default) runs MediaPipe's
+own graph through one of the two backends below; ``"openvino"``, ``"openvino-int8"``,
+``"litert"`` and ``"onnxruntime"`` run the same Holistic models through edge-slr's runtimes with
+the graph's per-frame logic in numpy/OpenCV (:mod:`edge_slr.landmarks.holistic`: same interface,
+errors and output; ``create_from_options`` returns its extractor), reading the model files from
+``model_dir`` or the installed mediapipe wheel. The two MediaPipe backends:
 
 - ``solutions`` (default): ``mediapipe.solutions.holistic`` of mediapipe 0.10.21, whose wheel
   ships the models, so it runs offline. Only ``model_complexity=1`` is shipped; 0 and 2 make
@@ -53,6 +58,18 @@ logger = logging.getLogger(__name__)
 
 RUNNING_MODES = ("image", "video")
 NO_PERSON_POLICIES = ("raise", "keep")
+# "mediapipe": MediaPipe's own Holistic graph; the others run the same models through
+# edge_slr.runtimes (edge_slr.landmarks.holistic; its models.ENGINES lists them too).
+ENGINES = ("mediapipe", "openvino", "openvino-int8", "litert", "onnxruntime")
+# engine="auto" takes the first of these whose runtime is installed (with the model files in
+# model_dir or the mediapipe wheel): the fastest verified engines first
+# (benchmarks/results/extraction_engines.md). INT8 and ONNX Runtime need a build step with the
+# convert extra (edge_slr.landmarks.holistic.models.build_holistic_models), so auto never picks them.
+AUTO_ENGINES = (
+    ("openvino", "openvino"),
+    ("litert", "ai_edge_litert"),
+    ("litert", "tflite_runtime"),
+)
 
 
 class NoPersonDetectedError(InputError):
@@ -71,8 +88,21 @@ class HolisticOptions:
     refine_face_landmarks: bool = False  # refined eyes/lips; the 10 iris points are dropped
     pose_model_path: Path | None = None  # local lite/heavy pose model for complexity 0 or 2
     task_model_path: Path | None = None  # holistic_landmarker.task: use the Tasks API
+    # Which engine runs the Holistic models: MediaPipe's graph, or one of edge-slr's runtimes
+    # (edge_slr.landmarks.holistic), which read the model files from model_dir or the wheel.
+    engine: str = "mediapipe"
+    model_dir: Path | None = None  # the Holistic .tflite files (device installs without mediapipe)
+    threads: int | None = 1  # engine threads (edge-slr engines; the graph picks its own)
 
     def __post_init__(self) -> None:
+        if self.engine == "auto":
+            object.__setattr__(self, "engine", auto_engine(self.model_dir))
+        if self.engine not in ENGINES:
+            raise InputError(f"engine must be one of {ENGINES} or 'auto', got {self.engine!r}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise InputError(f"threads must be a positive int or None, got {self.threads!r}")
         if self.running_mode not in RUNNING_MODES:
             raise InputError(
                 f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}"
@@ -88,7 +118,7 @@ class HolisticOptions:
         for name in ("smooth_landmarks", "refine_face_landmarks"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("pose_model_path", "task_model_path"):
+        for name in ("pose_model_path", "task_model_path", "model_dir"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
@@ -105,14 +135,29 @@ class HolisticOptions:
 
     @property
     def backend(self) -> str:
+        if self.engine != "mediapipe":
+            return self.engine
         return "tasks" if self.task_model_path is not None else "solutions"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description, stored in the metadata of extracted sequences."""
         out = asdict(self)
-        for name in ("pose_model_path", "task_model_path"):
+        for name in ("pose_model_path", "task_model_path", "model_dir"):
             out[name] = None if out[name] is None else str(out[name])
         return out
+
+
+def auto_engine(model_dir: str | Path | None = None) -> str:
+    """The fastest extraction engine that runs here (:data:`AUTO_ENGINES`), else "mediapipe"."""
+    import importlib.util
+
+    from edge_slr.landmarks.holistic.models import wheel_model_dir
+
+    if model_dir is not None or wheel_model_dir() is not None:
+        for engine, module in AUTO_ENGINES:
+            if importlib.util.find_spec(module) is not None:
+                return engine
+    return "mediapipe"
 
 
 class HolisticExtractor:
@@ -131,6 +176,13 @@ class HolisticExtractor:
         options = HolisticOptions() if options is None else options
         if not isinstance(options, HolisticOptions):
             raise InputError(f"options must be HolisticOptions, got {type(options).__name__}")
+        if options.engine != "mediapipe":
+            # imported here: the pipeline module builds on this one
+            from edge_slr.landmarks.holistic.pipeline import HolisticEngineExtractor
+
+            return HolisticEngineExtractor.create_from_options(
+                options, engine=options.engine, model_dir=options.model_dir, threads=options.threads
+            )
         mp = import_mediapipe()
         version = str(getattr(mp, "__version__", "unknown"))
         if options.backend == "tasks":

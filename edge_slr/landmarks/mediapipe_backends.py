@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_slr._optional import require
+from edge_slr._optional import hold_native_log_filter, native_logs_filtered, require
 from edge_slr.errors import FormatError, InputError, MissingDependencyError
 from edge_slr.landmarks.layout import NUM_POINTS, PART_SLICES
 
@@ -109,21 +109,29 @@ class SolutionsBackend(Backend):
         ensure_pose_model(mp, options)
         self._holistic = holistic
         self._options = options
-        self._graph = self._create()
+        # the graph's threads log whenever they like: filter for as long as it lives
+        self._quiet = hold_native_log_filter()
+        try:
+            self._graph = self._create()
+        except BaseException:
+            self._quiet.release()
+            raise
 
     def _create(self) -> Any:
         o = self._options
-        return self._holistic.Holistic(
-            static_image_mode=o.running_mode == "image",
-            model_complexity=o.model_complexity,
-            smooth_landmarks=o.smooth_landmarks,
-            refine_face_landmarks=o.refine_face_landmarks,
-            min_detection_confidence=float(o.min_detection_confidence),
-            min_tracking_confidence=float(o.min_tracking_confidence),
-        )
+        with native_logs_filtered():  # the graph's C++ start-up lines (edge_slr._optional)
+            return self._holistic.Holistic(
+                static_image_mode=o.running_mode == "image",
+                model_complexity=o.model_complexity,
+                smooth_landmarks=o.smooth_landmarks,
+                refine_face_landmarks=o.refine_face_landmarks,
+                min_detection_confidence=float(o.min_detection_confidence),
+                min_tracking_confidence=float(o.min_tracking_confidence),
+            )
 
     def process(self, rgb: np.ndarray, timestamp_ms: int | None) -> np.ndarray:
-        result = self._graph.process(rgb)
+        with native_logs_filtered():  # first frames log feedback-manager/projection warnings
+            result = self._graph.process(rgb)
         return to_layout(
             result.pose_landmarks,
             result.face_landmarks,
@@ -133,11 +141,14 @@ class SolutionsBackend(Backend):
 
     def reset(self) -> None:
         # The graph keeps tracking state and an internal clock; a new graph costs ~60 ms.
-        self._graph.close()
-        self._graph = self._create()
+        with native_logs_filtered():
+            self._graph.close()
+            self._graph = self._create()
 
     def close(self) -> None:
-        self._graph.close()
+        with native_logs_filtered():
+            self._graph.close()
+        self._quiet.release()
 
 
 class TasksBackend(Backend):
@@ -156,7 +167,12 @@ class TasksBackend(Backend):
         if not path.is_file():
             raise InputError(f"HolisticLandmarker model bundle not found: {path}")
         self._mp, self._vision, self._options = mp, vision, options
-        self._landmarker = self._create()
+        self._quiet = hold_native_log_filter()
+        try:
+            self._landmarker = self._create()
+        except BaseException:
+            self._quiet.release()
+            raise
 
     def _create(self) -> Any:
         o, vision = self._options, self._vision
@@ -171,7 +187,8 @@ class TasksBackend(Backend):
             min_hand_landmarks_confidence=o.min_tracking_confidence,
         )
         try:
-            return vision.HolisticLandmarker.create_from_options(task_options)
+            with native_logs_filtered():
+                return vision.HolisticLandmarker.create_from_options(task_options)
         except (RuntimeError, ValueError) as err:
             raise FormatError(
                 o.task_model_path or "", f"not a usable HolisticLandmarker .task bundle: {err}"
@@ -179,10 +196,11 @@ class TasksBackend(Backend):
 
     def process(self, rgb: np.ndarray, timestamp_ms: int | None) -> np.ndarray:
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        if timestamp_ms is None:
-            result = self._landmarker.detect(image)
-        else:
-            result = self._landmarker.detect_for_video(image, timestamp_ms)
+        with native_logs_filtered():
+            if timestamp_ms is None:
+                result = self._landmarker.detect(image)
+            else:
+                result = self._landmarker.detect_for_video(image, timestamp_ms)
         return to_layout(
             result.pose_landmarks,
             result.face_landmarks,
@@ -191,11 +209,13 @@ class TasksBackend(Backend):
         )
 
     def reset(self) -> None:
-        self._landmarker.close()  # Tasks timestamps cannot go back: a new video needs a new task
-        self._landmarker = self._create()
+        with native_logs_filtered():  # Tasks timestamps cannot go back: a new video, a new task
+            self._landmarker.close()
+            self._landmarker = self._create()
 
     def close(self) -> None:
         self._landmarker.close()
+        self._quiet.release()
 
 
 def ensure_pose_model(mp: ModuleType, options: HolisticOptions) -> None:

@@ -3,10 +3,17 @@
 One row per frame and point: ``frame, row_id, type, landmark_index, x, y, z`` with ``type`` in
 face / left_hand / pose / right_hand and ``row_id = "{frame}-{type}-{landmark_index}"``. A part
 that was not detected has its rows with x, y, z all NaN; such rows (and rows that are absent)
-become confidence 0, every other row confidence 1. The files carry no frame rate and no pose
-visibility: reading assumes ``fps`` (default ``DEFAULT_FPS``, noted in the metadata) and writing
-stores only whether a point is present. Frames are numbered from ``metadata["first_frame"]``;
-frame numbers missing between the first and the last become frames with nothing present.
+become confidence 0, every other row confidence 1. A row with only some of x, y, z NaN, or an
+infinite one, is marked missing too, with one warning for the file (``strict=True``: a
+FormatError naming the row).
+
+Frame rate: GISLR files carry none. Reading takes ``fps`` when given, else the rate a file
+written by edge-slr stores in the parquet schema metadata (key ``FPS_KEY``), else
+``DEFAULT_FPS`` (30, GISLR's rate) with a warning; ``metadata["fps_source"]`` says which
+(``"argument"``, ``"file"`` or ``"default"``). Writing stores the rate under ``FPS_KEY``, so a
+round trip keeps it. The format has no pose visibility: writing stores only whether a point is
+present. Frames are numbered from ``metadata["first_frame"]``; frame numbers missing between the
+first and the last become frames with nothing present.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ import numpy as np
 from edge_slr._optional import require
 from edge_slr.errors import FormatError, InputError
 from edge_slr.landmarks.layout import NUM_POINTS, PART_SIZES, PART_SLICES
-from edge_slr.landmarks.sequence import LandmarkSequence
+from edge_slr.landmarks.sequence import LandmarkSequence, check_fps, mark_nonfinite_missing
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0  # GISLR clips come from phone cameras at about 30 fps
+FPS_KEY = b"edge_slr.fps"  # parquet schema metadata key of the frame rate (edge-slr's files)
 COLUMNS = ("frame", "row_id", "type", "landmark_index", "x", "y", "z")
 KAGGLE_PART_ORDER = ("face", "left_hand", "pose", "right_hand")  # row order within a frame
 
@@ -74,10 +82,67 @@ def _part_offsets(path: Path, table: Any) -> tuple[np.ndarray, np.ndarray]:
     return offset_of[codes], size_of[codes]
 
 
-def read_parquet(path: str | os.PathLike[str], fps: float | None = None) -> LandmarkSequence:
-    """Read a GISLR landmark parquet file into the 543-point layout."""
+def _stored_fps(path: Path, table: Any) -> float | None:
+    """The frame rate an edge-slr parquet file stores in its schema metadata, else None."""
+    raw = (table.schema.metadata or {}).get(FPS_KEY)
+    if raw is None:
+        return None
+    try:
+        return check_fps(float(raw.decode("ascii")))
+    except (UnicodeDecodeError, ValueError) as exc:  # InputError is a ValueError
+        raise FormatError(
+            path, f"schema metadata {FPS_KEY.decode()} is {raw[:40]!r}; expected a frame rate "
+            f"> 0 ({exc})"
+        ) from None  # fmt: skip
+
+
+def _frame_rate(path: Path, table: Any, fps: float | None) -> tuple[float, str]:
+    """(frame rate, where it came from: argument, file or default)."""
+    stored = _stored_fps(path, table)
+    if fps is not None:
+        if stored is not None and stored != fps:
+            logger.info("%s: stored frame rate %g replaced by the given %g", path, stored, fps)
+        return fps, "argument"
+    if stored is not None:
+        return stored, "file"
+    logger.warning(
+        "%s: a GISLR parquet file stores no frame rate; assuming %g fps (pass fps=..., or "
+        "--fps on the command line, if it was recorded at another rate)",
+        path,
+        DEFAULT_FPS,
+    )
+    return DEFAULT_FPS, "default"
+
+
+def _listed_rows(path: Path, table: Any, xyz: np.ndarray, strict: bool) -> np.ndarray:
+    """Rows that are not GISLR's "missing" (all NaN); strict: FormatError at a partly non-finite
+    row (otherwise such rows are marked missing with a warning by the caller)."""
+    finite = np.isfinite(xyz)
+    listed = ~np.isnan(xyz).all(axis=1)
+    bad = ~finite.all(axis=1) & listed
+    if strict and bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        channel = int(np.flatnonzero(~finite[row])[0])
+        raise FormatError(
+            path, f"{_row_label(table, row)}: {'xyz'[channel]} is {xyz[row, channel]!r} while "
+            f"x, y, z = {xyz[row].tolist()}; expected all three finite, or all NaN for a missing "
+            f"point"
+        )  # fmt: skip
+    return listed
+
+
+def read_parquet(
+    path: str | os.PathLike[str], fps: float | None = None, *, strict: bool = False
+) -> LandmarkSequence:
+    """Read a GISLR landmark parquet file into the 543-point layout (frame rate: module doc).
+
+    ``strict``: a row with some but not all of x, y, z NaN, or an infinite one, raises
+    FormatError instead of being marked missing with a warning.
+    """
     pq = require("pyarrow.parquet", "reading parquet files")
     path = Path(path)
+    if fps is not None:
+        fps = check_fps(fps)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such landmark file")
     try:
@@ -110,17 +175,8 @@ def read_parquet(path: str | os.PathLike[str], fps: float | None = None) -> Land
             f"0..{sizes[row] - 1} for type {table.column('type')[row].as_py()!r}"
         )  # fmt: skip
     xyz = np.stack([_float_column(path, table, name) for name in "xyz"], axis=1)
-    finite = np.isfinite(xyz)
-    bad = ~finite.all(axis=1) & ~np.isnan(xyz).all(axis=1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        channel = int(np.flatnonzero(~finite[row])[0])
-        raise FormatError(
-            path, f"{_row_label(table, row)}: {'xyz'[channel]} is {xyz[row, channel]!r} while "
-            f"x, y, z = {xyz[row].tolist()}; expected all three finite, or all NaN for a missing "
-            f"point"
-        )  # fmt: skip
-    present = finite.all(axis=1)
+    listed = _listed_rows(path, table, xyz, strict)
+    rate, source = _frame_rate(path, table, fps)
     first_frame = int(frames.min())
     t = frames - first_frame
     point = offsets + local
@@ -131,12 +187,18 @@ def read_parquet(path: str | os.PathLike[str], fps: float | None = None) -> Land
         row = int(np.flatnonzero(flat == dup)[1])
         raise FormatError(path, f"{_row_label(table, row)}: frame/point appears twice")
     data = np.zeros((int(t.max()) + 1, NUM_POINTS, 4), dtype=np.float64)
-    data[t[present], point[present], :3] = xyz[present]
-    data[t[present], point[present], 3] = 1.0
-    assumed = fps is None
-    metadata = {"source_format": "parquet", "first_frame": first_frame, "fps_assumed": assumed}
+    data[t[listed], point[listed], :3] = xyz[listed]
+    data[t[listed], point[listed], 3] = 1.0
+    metadata: dict[str, Any] = {
+        "source_format": "parquet",
+        "first_frame": first_frame,
+        "fps_source": source,
+    }
+    data, nonfinite = mark_nonfinite_missing(data, str(path))
+    if nonfinite:
+        metadata["nonfinite_marked_missing"] = nonfinite
     try:
-        return LandmarkSequence(data, DEFAULT_FPS if assumed else fps, metadata)  # type: ignore[arg-type]
+        return LandmarkSequence(data, rate, metadata)
     except InputError as exc:
         raise FormatError(path, str(exc)) from exc
 
@@ -174,6 +236,7 @@ def write_parquet(path: str | os.PathLike[str], seq: LandmarkSequence) -> None:
             "z": pa.array(xyz[:, 2], pa.float64()),
         }
     )
+    table = table.replace_schema_metadata({FPS_KEY: repr(float(seq.fps)).encode("ascii")})
     partial = path.with_name(path.name + ".partial")
     pq.write_table(table, partial)
     partial.replace(path)

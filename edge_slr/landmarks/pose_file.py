@@ -1,13 +1,27 @@
 """``.pose`` files (the pose-format library's binary format) <-> ``LandmarkSequence``.
 
-Reading maps whatever a MediaPipe Holistic ``.pose`` file holds into the 543-point layout by
-component and point *names*: POSE_LANDMARKS / LEFT_HAND_LANDMARKS / RIGHT_HAND_LANDMARKS by
-landmark name, FACE_LANDMARKS by face-mesh index (so the 128-point reduced face of the 178-point
-files keeps its indices). Layout points absent from the file get confidence 0. Dropped, with a
-note in the metadata: POSE_WORLD_LANDMARKS (metric 3-D, not image coordinates), the 10 refined
-iris points 468-477 of a 478-point face, and any other component. pose-format stores x and y in
-pixels; they are divided by the header's width and height to get MediaPipe's normalised
-coordinates, and z is kept as stored. Only the first person of a multi-person file is read.
+Reading maps every MediaPipe layout that pose-format files hold into the 543-point layout by
+component and point *names* (case-insensitive): POSE_LANDMARKS / LEFT_HAND_LANDMARKS /
+RIGHT_HAND_LANDMARKS by landmark name, FACE_LANDMARKS by face-mesh index. Layouts:
+
+- 543: Holistic, pose 33, face 468, hands 21 + 21; nothing dropped;
+- 576: Holistic + POSE_WORLD_LANDMARKS 33; the world landmarks dropped;
+- 586: Holistic with the refined face (478) + world; iris 468-477 and world dropped;
+- 178: reduced Holistic, pose 8, face 128 (contours and lips), hands; the absent points missing;
+- 553: MediaPipe Tasks, pose 33, face 478, hands 21 + 21; iris 468-477 dropped;
+- 586 and more: Tasks with world landmarks (any ``*WORLD*`` component); iris and world dropped.
+
+Layout points absent from the file get confidence 0 (the reduced face keeps its face-mesh
+indices and so every lip point). Dropped, with a note in the metadata (``dropped_components``,
+``dropped_iris_points``): world landmarks (metric 3-D, not image coordinates), the 10 refined iris
+points 468-477 of a 478-point face (the 543 layout has none; no preset uses them) and any other
+component. pose-format stores x and y in pixels; they are divided by the header's width and
+height to get MediaPipe's normalised coordinates, and z is kept as stored. Only the first person
+of a multi-person file is read.
+
+Points stored with NaN/inf coordinates and a confidence above 0 (MediaPipe Tasks recordings
+store a hand that was not found that way, with confidence 1) are marked missing with one
+warning, or raise FormatError with ``strict=True``.
 
 Writing produces a 543-point Holistic file (format XYZC, pixel x/y from ``metadata`` image size or
 ``DEFAULT_IMAGE_SIZE``) that pose-format reads back; ``metadata`` other than the image size is not
@@ -37,7 +51,7 @@ from edge_slr.landmarks.layout import (
     POSE_CONNECTIONS,
     POSE_LANDMARK_NAMES,
 )
-from edge_slr.landmarks.sequence import LandmarkSequence
+from edge_slr.landmarks.sequence import LandmarkSequence, check_fps, mark_nonfinite_missing
 
 if TYPE_CHECKING:
     from pose_format import Pose
@@ -56,11 +70,13 @@ _IRIS_POINTS = range(468, 478)
 
 def _local_index(path: Path, component: str, point: str) -> int | None:
     """Part-local index of a point name, None for a known point outside the layout (iris)."""
-    part = COMPONENT_PARTS[component]
-    if part == "pose" and point in POSE_LANDMARK_NAMES:
-        return POSE_LANDMARK_NAMES.index(point)
-    if part in ("left_hand", "right_hand") and point in HAND_LANDMARK_NAMES:
-        return HAND_LANDMARK_NAMES.index(point)
+    part = COMPONENT_PARTS[component.upper()]
+    name = point.strip().upper()
+    if part == "pose" and name in POSE_LANDMARK_NAMES:
+        return POSE_LANDMARK_NAMES.index(name)
+    if part in ("left_hand", "right_hand") and name in HAND_LANDMARK_NAMES:
+        return HAND_LANDMARK_NAMES.index(name)
+    point = name
     if part == "face" and point.isdigit():
         index = int(point)
         if index < PART_SIZES["face"]:
@@ -73,27 +89,30 @@ def _local_index(path: Path, component: str, point: str) -> int | None:
     )  # fmt: skip
 
 
-def _point_mapping(path: Path, header: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(file point indices, layout indices, dropped component names) for a pose header."""
+def _point_mapping(path: Path, header: Any) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """(file point indices, layout indices, dropped component names, dropped iris points)."""
     sources: list[int] = []
     targets: list[int] = []
     dropped: list[str] = []
+    iris = 0
     offset = 0
     for component in header.components:
-        if component.name not in COMPONENT_PARTS:
+        if component.name.upper() not in COMPONENT_PARTS:
             dropped.append(component.name)
             offset += len(component.points)
             continue
-        start = PART_SLICES[COMPONENT_PARTS[component.name]].start
+        start = PART_SLICES[COMPONENT_PARTS[component.name.upper()]].start
         seen: set[int] = set()
         for i, point in enumerate(component.points):
             local = _local_index(path, component.name, point)
-            if local is not None:
-                if local in seen:
-                    raise FormatError(path, f"component {component.name} repeats point {point!r}")
-                seen.add(local)
-                sources.append(offset + i)
-                targets.append(start + local)
+            if local is None:
+                iris += 1
+                continue
+            if local in seen:
+                raise FormatError(path, f"component {component.name} repeats point {point!r}")
+            seen.add(local)
+            sources.append(offset + i)
+            targets.append(start + local)
         offset += len(component.points)
     if not sources:
         names = [c.name for c in header.components]
@@ -101,7 +120,7 @@ def _point_mapping(path: Path, header: Any) -> tuple[np.ndarray, np.ndarray, lis
             path, f"no MediaPipe Holistic component in this file (components: {names}); "
             f"expected some of {list(COMPONENT_PARTS)}: this point set cannot be mapped"
         )  # fmt: skip
-    return np.asarray(sources), np.asarray(targets), dropped
+    return np.asarray(sources), np.asarray(targets), dropped, iris
 
 
 def _check_body_size(path: Path, header: Any, raw: bytes, offset: int) -> None:
@@ -159,13 +178,23 @@ def read_pose_file(path: str | os.PathLike[str]) -> Any:
     return Pose(header, body)
 
 
-def sequence_from_pose(pose: Pose, path: str | os.PathLike[str] = "<memory>") -> LandmarkSequence:
-    """Map a pose-format ``Pose`` into the 543-point layout (see module docstring)."""
+def sequence_from_pose(
+    pose: Pose,
+    path: str | os.PathLike[str] = "<memory>",
+    *,
+    fps: float | None = None,
+    strict: bool = False,
+) -> LandmarkSequence:
+    """Map a pose-format ``Pose`` into the 543-point layout (see module docstring).
+
+    ``fps`` replaces the stored frame rate; ``strict`` raises FormatError at a NaN/inf
+    coordinate instead of marking the point missing.
+    """
     path = Path(path)
     header, body = pose.header, pose.body
-    sources, targets, dropped = _point_mapping(path, header)
-    fmt = [c.format for c in header.components if c.name in COMPONENT_PARTS][0]
-    dims = fmt.replace("C", "")
+    sources, targets, dropped, iris = _point_mapping(path, header)
+    fmt = [c.format for c in header.components if c.name.upper() in COMPONENT_PARTS][0]
+    dims = fmt.upper().replace("C", "")
     if "X" not in dims or "Y" not in dims:
         raise FormatError(path, f"point format {fmt!r} has no X and Y; expected e.g. 'XYZC'")
     width, height = header.dimensions.width, header.dimensions.height
@@ -174,9 +203,9 @@ def sequence_from_pose(pose: Pose, path: str | os.PathLike[str] = "<memory>") ->
             path, f"header dimensions width={width} height={height}; expected positive image "
             f"size to turn pixel coordinates into normalised ones"
         )  # fmt: skip
-    fps = float(body.fps)
-    if not math.isfinite(fps) or fps <= 0:
-        raise FormatError(path, f"header fps is {fps!r}; expected a number > 0")
+    stored_fps = float(body.fps)
+    if fps is None and (not math.isfinite(stored_fps) or stored_fps <= 0):
+        raise FormatError(path, f"header fps is {stored_fps!r}; expected a number > 0")
     people = body.data.shape[1]
     if people > 1:
         logger.warning("%s holds %d people; reading only the first", path, people)
@@ -186,26 +215,35 @@ def sequence_from_pose(pose: Pose, path: str | os.PathLike[str] = "<memory>") ->
     confidence[masked] = 0.0
 
     data = np.zeros((values.shape[0], NUM_POINTS, 4), dtype=np.float64)
-    data[:, targets, 0] = values[..., dims.index("X")] / width
-    data[:, targets, 1] = values[..., dims.index("Y")] / height
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf: handled below
+        data[:, targets, 0] = values[..., dims.index("X")] / width
+        data[:, targets, 1] = values[..., dims.index("Y")] / height
     if "Z" in dims:
         data[:, targets, 2] = values[..., dims.index("Z")]
     data[:, targets, 3] = confidence
-    metadata = {
+    metadata: dict[str, Any] = {
         "source_format": "pose",
         "image_width": int(width),
         "image_height": int(height),
         "source_points": int(sum(len(c.points) for c in header.components)),
         "mapped_points": len(targets),
         "dropped_components": dropped,
+        "fps_source": "file" if fps is None else "argument",
     }
+    if iris:
+        metadata["dropped_iris_points"] = iris
     if people > 1:
         metadata["people_in_file"] = int(people)
-    _warn_on_odd_depth(path, data)
+    if not strict:
+        data, counts = mark_nonfinite_missing(data, str(path))
+        if counts:
+            metadata["nonfinite_marked_missing"] = counts
     try:
-        return LandmarkSequence(data, fps, metadata)
+        seq = LandmarkSequence(data, stored_fps if fps is None else check_fps(fps), metadata)
     except InputError as exc:
         raise FormatError(path, str(exc)) from exc
+    _warn_on_odd_depth(path, seq.data)
+    return seq
 
 
 def _warn_on_odd_depth(path: Path, data: np.ndarray) -> None:
@@ -222,9 +260,14 @@ def _warn_on_odd_depth(path: Path, data: np.ndarray) -> None:
         )
 
 
-def read_pose(path: str | os.PathLike[str]) -> LandmarkSequence:
-    """Read a MediaPipe Holistic ``.pose`` file (543/576/586/178 points) into the layout."""
-    return sequence_from_pose(read_pose_file(path), path)
+def read_pose(
+    path: str | os.PathLike[str], *, fps: float | None = None, strict: bool = False
+) -> LandmarkSequence:
+    """Read a MediaPipe ``.pose`` file (any layout of the module docstring) into the layout.
+
+    ``fps`` replaces the stored frame rate; ``strict``: see ``sequence_from_pose``.
+    """
+    return sequence_from_pose(read_pose_file(path), path, fps=fps, strict=strict)
 
 
 def _components(point_format: str = "XYZC") -> list[Any]:

@@ -12,11 +12,18 @@ any real numeric dtype is accepted and converted to float32 (a copy: the sequenc
 the caller's array, and its own array is read-only); bool, complex, object and string arrays are
 refused. Non-finite coordinates are an error wherever confidence > 0 and are replaced by 0 where
 confidence is 0.
+
+Files written by other tools are more lenient than this contract: MediaPipe Tasks recordings in
+pose-format, for one, store a hand that was not found as NaN coordinates with confidence 1. The
+readers (:mod:`edge_slr.landmarks.io`) pass such data through ``mark_nonfinite_missing`` first,
+which marks those points missing and logs one warning; arrays handed in through the API get the
+strict check above.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +32,8 @@ import numpy as np
 
 from edge_slr.errors import InputError
 from edge_slr.landmarks.layout import FLIP_PERMUTATION, NUM_POINTS, PART_SLICES, point_name
+
+logger = logging.getLogger(__name__)
 
 CHANNELS: tuple[str, ...] = ("x", "y", "z", "confidence")
 
@@ -69,6 +78,50 @@ def as_landmark_array(data: Any, what: str = "landmark data") -> np.ndarray:
         )
     out[..., :3][missing] = 0.0
     return out
+
+
+def mark_nonfinite_missing(data: Any, source: str) -> tuple[Any, dict[str, int]]:
+    """Mark points with a NaN/inf coordinate or confidence missing; for file readers.
+
+    Returns ``(data, counts)``: ``(T, 543, 4)`` ``data`` (as a float32 copy when a point was
+    marked) in which every point whose confidence is not 0 but has a non-finite x, y, z or
+    confidence becomes missing (all four channels 0), and the number of such points per part
+    (empty when there were none). Logs one warning naming ``source`` (the file), the count, the
+    parts and their frames. Data of another dtype or shape is returned unchanged for
+    ``LandmarkSequence`` to report.
+    """
+    array = np.asarray(data)
+    if array.dtype.kind not in "iuf" or array.ndim != 3 or array.shape[1:] != (NUM_POINTS, 4):
+        return data, {}
+    if array.dtype == np.float32 and np.isfinite(array.sum(dtype=np.float64)):
+        return data, {}  # the common case, in one pass: a float64 sum of float32 cannot overflow
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf: marked missing too
+        out = array.astype(np.float32, copy=True)
+    bad = ~np.isfinite(out).all(axis=-1) & (out[..., 3] != 0)
+    if not bad.any():
+        return out, {}
+    out[bad] = 0.0
+    counts: dict[str, int] = {}
+    details = []
+    for name, part in PART_SLICES.items():
+        points = int(bad[:, part].sum())
+        if points:
+            counts[name] = points
+            frames = int(bad[:, part].any(axis=1).sum())
+            details.append(f"{name} {points:,} in {frames:,} frame{'s' * (frames != 1)}")
+    logger.warning(
+        "%s: %s points with NaN/inf coordinates marked missing (confidence 0): %s; pass "
+        "strict=True to load_landmarks for an error instead",
+        source,
+        f"{int(bad.sum()):,}",
+        ", ".join(details),
+    )
+    return out, counts
+
+
+def check_fps(fps: Any) -> float:
+    """``fps`` as a float; InputError unless it is a finite number > 0."""
+    return _check_fps(fps)
 
 
 def _check_fps(fps: Any) -> float:

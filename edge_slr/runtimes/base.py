@@ -19,13 +19,15 @@ from __future__ import annotations
 import abc
 import inspect
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from edge_slr.errors import EdgeSLRError, InputError
+from edge_slr._optional import native_logs_filtered
+from edge_slr.errors import EdgeSLRError, FormatError, InputError
 from edge_slr.sidecar import TensorSpec
 
 if TYPE_CHECKING:
@@ -82,7 +84,17 @@ class Runtime(abc.ABC):
         self.description = description
         self._closed = False
         self._check_options(options)
-        self._load(**options)
+        try:
+            with native_logs_filtered():  # engines log C++ lines while they load (LiteRT, OpenVINO)
+                self._load(**options)
+        except EdgeSLRError:
+            raise
+        except Exception as err:  # a file the engine cannot parse: one line, not its traceback
+            raise FormatError(
+                self.model_path,
+                f"cannot be loaded by {self.name} {engine_version(self.requires)}: "
+                f"{first_line(err)}",
+            ) from err
         logger.debug("%s runtime loaded %s (threads=%s)", self.name, self.model_path, threads)
 
     def _check_options(self, options: dict[str, Any]) -> None:
@@ -274,6 +286,33 @@ def _named_like(
         )
         out.append(TensorSpec(spec.name, shape, spec.dtype))
     return tuple(out)
+
+
+def engine_version(module: str) -> str:
+    """The installed version of an engine's distribution (``module`` is its import name)."""
+    from importlib import metadata
+
+    from edge_slr._optional import EXTRAS
+
+    dist = EXTRAS.get(module.split(".")[0], ("", module.split(".")[0]))[1]
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+# "Exception from src/inference/src/cpp/core.cpp:84:": OpenVINO's C++ source locations
+_SOURCE_LOCATION = re.compile(r"(Exception from )?\S+\.(c|cc|cpp|h|hpp):\d+:?")
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message that says something (engines append pages of
+    context and OpenVINO starts with C++ source locations)."""
+    for line in str(err).splitlines():
+        line = line.strip()
+        if line and not _SOURCE_LOCATION.fullmatch(line):
+            return line
+    return type(err).__name__
 
 
 def dynamic_name(axis: int) -> str:

@@ -1,5 +1,11 @@
-"""LiteRT (the TFLite interpreter of ``ai-edge-litert``) with dynamic time and INT8 I/O.
+"""LiteRT / TFLite interpreters (ai-edge-litert, tflite-runtime, tf.lite) with dynamic time and INT8 I/O.
 
+- Interpreter: the first installed of ``ai_edge_litert`` (the ``tflite`` extra), ``tflite_runtime``
+  (the ``tflite-runtime`` extra: the last release, 2.14, is what many dev boards ship) and
+  TensorFlow's ``tf.lite``; ``interpreter=`` picks one. Before loading, the model's op versions are
+  checked against the interpreter's TensorFlow release (:mod:`edge_slr.runtimes.tflite_ops`): an
+  op too new for it fails with one line naming the op, its version and the release it needs,
+  instead of the engine's "Didn't find op for builtin opcode ...".
 - Dynamic time: the converted students keep the frames axis dynamic (``shape_signature`` -1);
   the input is resized to each new length (``resize_tensor_input`` + ``allocate_tensors``),
   which is skipped while the length stays the same.
@@ -14,16 +20,113 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edge_slr._optional import require
+from edge_slr._optional import native_logs_filtered
+from edge_slr.errors import InputError, MissingDependencyError
+from edge_slr.runtimes import tflite_ops
 from edge_slr.runtimes.base import Runtime, spec_from_dims
 from edge_slr.runtimes.registry import register_runtime
 from edge_slr.sidecar import TensorSpec
+
+logger = logging.getLogger(__name__)
+
+# (module, pip distribution, edge-slr extra), in the order they are tried.
+INTERPRETERS = (
+    ("ai_edge_litert", "ai-edge-litert", "tflite"),
+    ("tflite_runtime", "tflite-runtime", "tflite-runtime"),
+    ("tensorflow", "tensorflow", "convert"),
+)
+INTERPRETER_MODULES = tuple(module for module, _, _ in INTERPRETERS)
+
+
+@dataclass(frozen=True)
+class InterpreterInfo:
+    """One TFLite interpreter package: its module, version and TensorFlow release."""
+
+    module: str
+    version: str
+    interpreter_class: Any
+
+    @property
+    def release(self) -> str | None:
+        """The TensorFlow release its kernels are (None for ai-edge-litert: own numbering)."""
+        return None if self.module == "ai_edge_litert" else self.version
+
+    @property
+    def label(self) -> str:
+        return f"{self.module} {self.version}"
+
+
+def installed_interpreters() -> list[str]:
+    """Interpreter modules present here, in preference order (found, not imported)."""
+    return [m for m in INTERPRETER_MODULES if _present(m)]
+
+
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken package, or one blocked in sys.modules
+        return False
+
+
+def interpreter_report(try_import: bool = True) -> dict[str, Any]:
+    """Which TFLite interpreter the litert runtime uses here, and every one installed (versions
+    from package metadata; ``try_import`` imports the one used to confirm it loads)."""
+    import importlib.metadata
+
+    installed = {}
+    for module, dist, extra in INTERPRETERS:
+        if not _present(module):
+            continue
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        installed[module] = {"version": version, "extra": extra}
+    report: dict[str, Any] = {"used": next(iter(installed), None), "installed": installed}
+    if try_import and installed:
+        try:
+            report["used"] = load_interpreter().module
+        except MissingDependencyError as err:
+            report["used"], report["error"] = None, str(err)
+    return report
+
+
+def load_interpreter(module: str | None = None) -> InterpreterInfo:
+    """Import the TFLite interpreter ``module`` (None: the first installed of INTERPRETERS)."""
+    if module is not None and module not in INTERPRETER_MODULES:
+        raise InputError(
+            f"interpreter must be one of {list(INTERPRETER_MODULES)} or None, got {module!r}"
+        )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tried = []
+    for name in [module] if module else installed_interpreters():
+        try:
+            package = importlib.import_module(name)
+            cls = (
+                package.lite.Interpreter
+                if name == "tensorflow"
+                else importlib.import_module(f"{name}.interpreter").Interpreter
+            )
+        except (ImportError, AttributeError) as err:
+            tried.append(f"{name}: {err}")
+            continue
+        return InterpreterInfo(name, str(getattr(package, "__version__", "0")), cls)
+    hint = " or ".join(f"pip install 'edge-slr[{extra}]'" for _, _, extra in INTERPRETERS[:2])
+    wanted = module or " / ".join(INTERPRETER_MODULES)
+    raise MissingDependencyError(
+        f"a TFLite interpreter ({wanted}) is required for running TFLite models but none could "
+        f"be imported ({'; '.join(tried) or 'none installed'}). Install one with: {hint} "
+        "-c constraints.txt"
+    )
 
 
 @dataclass(frozen=True)
@@ -69,14 +172,23 @@ class _Tensor:
 class LiteRTRuntime(Runtime):
     name = "litert"
     engine = "litert"
-    requires = "ai_edge_litert"
+    # The registry checks availability by importing ``requires``: the first interpreter present
+    # (found without importing), so that tflite-runtime alone makes the runtime available.
+    requires = next(iter(installed_interpreters()), "ai_edge_litert")
     suffixes = (".tflite",)
-    description_text = "LiteRT / TFLite interpreter (ai-edge-litert), XNNPACK on the CPU"
+    description_text = "LiteRT / TFLite interpreter (ai-edge-litert, tflite-runtime or tf.lite), XNNPACK on the CPU"
 
-    def _load(self) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        litert = require("ai_edge_litert.interpreter", "running TFLite models")
-        self._interp = litert.Interpreter(model_path=str(self.model_path), num_threads=self.threads)
+    def _load(self, interpreter: str | None = None) -> None:
+        self.interpreter = load_interpreter(interpreter)
+        ops = tflite_ops.read_op_codes(self.model_path)
+        if self.interpreter.release is not None:
+            tflite_ops.check_runtime(
+                self.model_path, self.interpreter.release, self.interpreter.label, ops
+            )
+        logger.debug("%s on %s", self.model_path.name, self.interpreter.label)
+        self._interp = self.interpreter.interpreter_class(
+            model_path=str(self.model_path), num_threads=self.threads
+        )
         names_in, names_out = _signature_names(self._interp)
         names_in = names_in or {d["index"]: d["name"] for d in self._interp.get_input_details()}
         names_out = names_out or {d["index"]: d["name"] for d in self._interp.get_output_details()}
@@ -88,6 +200,7 @@ class LiteRTRuntime(Runtime):
         # Nothing is allocated yet: the converted shape (T=1) is shorter than the receptive
         # field, so the first call sizes the tensors.
         self._shapes: dict[int, tuple[int, ...]] = {}
+        self._invoked = False
 
     def _engine_inputs(self) -> tuple[TensorSpec, ...]:
         return tuple(t.spec() for t in self._in)
@@ -118,7 +231,12 @@ class LiteRTRuntime(Runtime):
             self._interp.allocate_tensors()
         for t in self._in:
             self._interp.set_tensor(t.index, t.quantize(feeds[t.name]))
-        self._interp.invoke()
+        if not self._invoked:  # the XNNPACK delegate announces itself on the first call
+            with native_logs_filtered():
+                self._interp.invoke()
+            self._invoked = True
+        else:
+            self._interp.invoke()
         return {t.name: t.dequantize(self._interp.get_tensor(t.index)) for t in self._out}
 
     def _close(self) -> None:

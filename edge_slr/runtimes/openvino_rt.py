@@ -1,9 +1,14 @@
 """OpenVINO on the CPU: IR (``.xml`` + ``.bin``) or ONNX files, with latency/throughput hints.
 
-- Compile settings: the sidecar's ``engine.config`` when the model was converted for OpenVINO
-  (for FP32 models it pins ``INFERENCE_PRECISION_HINT: f32``: on CPUs with AVX512_BF16 the plugin
-  would otherwise run in bf16 and move logits by about 1e-3), then ``hint`` ("LATENCY",
-  "THROUGHPUT"), ``threads`` (``INFERENCE_NUM_THREADS``) and any extra ``config`` properties.
+- Compile settings: the sidecar's ``engine.config`` when the model was converted for OpenVINO,
+  then ``hint`` ("LATENCY", "THROUGHPUT"), ``threads`` (``INFERENCE_NUM_THREADS``) and any extra
+  ``config`` properties.
+- Precision: floating-point layers run in the precision the model was verified with, which the
+  sidecar records as ``INFERENCE_PRECISION_HINT`` (f32 unless the conversion verified bf16).
+  Without that record (older sidecars, foreign models) it is f32: on CPUs with AVX512_BF16/AMX the
+  plugin's default is bf16, which moves logits by about 1e-3 and changes INT8 decodes, so what
+  was verified on one CPU would not be what runs on another. ``inference_precision="bf16"`` asks
+  for bf16 explicitly (a warning says when that is not what was verified).
 - Dynamic time: converted models keep batch and frames dynamic and compile once. A model with
   a fixed input shape (an IR saved with static shapes, e.g. for a fixed-length accelerator) is
   reshaped to each new input shape and recompiled; the last few compiled shapes are cached.
@@ -28,7 +33,9 @@ from edge_slr.sidecar import TensorSpec
 logger = logging.getLogger(__name__)
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
-EXACT_FP32 = {"INFERENCE_PRECISION_HINT": "f32"}
+PRECISION_KEY = "INFERENCE_PRECISION_HINT"
+INFERENCE_PRECISIONS = ("f32", "bf16")
+EXACT_FP32 = {PRECISION_KEY: "f32"}
 _SHAPE_CACHE = 4  # compiled models kept for static-shape IRs
 
 
@@ -45,27 +52,39 @@ class OpenVINORuntime(Runtime):
         device: str = "CPU",
         hint: str | None = "LATENCY",
         config: dict[str, Any] | None = None,
+        inference_precision: str | None = None,
     ) -> None:
         if hint is not None and hint not in HINTS:
             raise InputError(f"OpenVINO hint must be one of {HINTS} or None, got {hint!r}")
+        if inference_precision is not None and inference_precision not in INFERENCE_PRECISIONS:
+            raise InputError(
+                f"inference_precision must be one of {INFERENCE_PRECISIONS} or None, got "
+                f"{inference_precision!r}"
+            )
         ov = require("openvino", "running OpenVINO models")
         self._core = ov.Core()
         self._model = self._core.read_model(str(self.model_path))
         self._device = device
-        self._config = self._compile_config(hint, config)
+        self._config = self._compile_config(hint, config, inference_precision)
         self._static = not all(port.get_partial_shape().is_dynamic for port in self._model.inputs)
         self._compiled: OrderedDict[tuple, Any] = OrderedDict()
         shapes = self._input_shapes(None)
         self._compile(shapes)
 
-    def _compile_config(self, hint: str | None, extra: dict[str, Any] | None) -> dict[str, str]:
+    def _compile_config(
+        self, hint: str | None, extra: dict[str, Any] | None, precision: str | None
+    ) -> dict[str, str]:
         desc = self.description
+        config: dict[str, str] = {}
         if desc is not None and desc.engine.get("name") == self.engine:
-            config = dict(desc.engine.get("config") or {})
-        elif desc is not None and desc.precision.weights == "int8":
-            config = {}
-        else:
-            config = dict(EXACT_FP32)  # a foreign or undescribed model: exact by default
+            config = {k: str(v) for k, v in (desc.engine.get("config") or {}).items()}
+        verified = config.setdefault(PRECISION_KEY, EXACT_FP32[PRECISION_KEY])
+        if precision is not None and precision != verified:
+            logger.warning(
+                "%s was verified with %s inference; running it in %s as asked",
+                self.model_path.name, verified, precision,
+            )  # fmt: skip
+            config[PRECISION_KEY] = precision
         if desc is not None and desc.kind == "corrector":
             # OpenVINO 2026.4 reuses a wrong cached kernel when a decoder's first call has length
             # 1 and later ones >= 16 (converters.corrector_export): keep that cache off.

@@ -14,6 +14,7 @@ converted models, each with its sidecar ``NAME.json``; :func:`find_models` lists
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,33 +108,82 @@ class ModelEntry:
         return self.description.precision.weights
 
 
+@dataclass(frozen=True)
+class BrokenModel:
+    """A model in a model directory whose sidecar (or file) does not check out."""
+
+    path: Path
+    kind: str | None  # the sidecar's "kind" when it is readable JSON, else None
+    error: FormatError
+
+
 def find_models(directory: str | Path, kind: str | None = None) -> list[ModelEntry]:
     """Every converted model in ``directory`` (sidecars of our format), optionally of one kind.
 
-    Sidecars are validated (FormatError for a broken or tampered one); JSON files of other
+    Sidecars are validated; a broken or tampered one is left out (:func:`scan_models` lists
+    those, :func:`choose_model` says why when it leaves nothing to run); JSON files of other
     formats are ignored.
     """
+    return scan_models(directory, kind)[0]
+
+
+def scan_models(
+    directory: str | Path, kind: str | None = None
+) -> tuple[list[ModelEntry], list[BrokenModel]]:
+    """(the valid models of ``kind`` in ``directory``, the broken ones that may be of it)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"model directory not found: {directory}")
-    entries = []
+    entries, broken = [], []
     for sidecar in sorted(directory.glob(f"*{SIDECAR_SUFFIX}")):
         if not _is_our_sidecar(sidecar):
             continue
-        description = read_sidecar(sidecar)
         model = sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)])
+        try:
+            description = read_sidecar(sidecar)
+        except FormatError as err:
+            found = _declared_kind(sidecar)
+            if kind is None or found in (None, kind):
+                broken.append(BrokenModel(model, found, err))
+            continue
         if kind is None or description.kind == kind:
             entries.append(ModelEntry(model, description))
-    return entries
+    return entries, broken
+
+
+def _declared_kind(sidecar: Path) -> str | None:
+    try:
+        found = json.loads(sidecar.read_text(encoding="utf-8")).get("kind")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _is_our_sidecar(path: Path) -> bool:
-    # A cheap look at the head: vocabulary.json, dataset.json and the like are not models.
+    # A cheap look at the head: vocabulary.json, dataset.json and the like are not models. A
+    # NAME.EXT.json beside a model file NAME.EXT that is not JSON at all is a broken sidecar
+    # (read_sidecar then says so), not someone else's file.
     try:
         head = path.read_text(encoding="utf-8")[:200]
-    except (OSError, UnicodeDecodeError):
+    except UnicodeDecodeError:
+        return _beside_a_model(path)
+    except OSError:
         return False
-    return f'"{FORMAT_NAME}"' in head
+    if f'"{FORMAT_NAME}"' in head:
+        return True
+    if not _beside_a_model(path):
+        return False
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return True
+    return False
+
+
+def _beside_a_model(sidecar: Path) -> bool:
+    model = sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)])
+    suffixes = {s for cls in _RUNTIMES.values() for s in cls.suffixes}
+    return model.suffix in suffixes and model.is_file()
 
 
 def choose_model(
@@ -149,7 +199,9 @@ def choose_model(
     (:data:`CORRECTOR_ENGINE_PREFERENCE` for a corrector). ``precision``
     ("fp32", "fp16", "int8") filters; otherwise :data:`PRECISION_PREFERENCE` orders.
     """
-    entries = find_models(directory, kind)
+    entries, broken = scan_models(directory, kind)
+    if not entries and broken:
+        raise broken[0].error
     if not entries:
         raise FormatError(
             directory,
@@ -158,9 +210,18 @@ def choose_model(
         )
     if precision is not None:
         entries = [e for e in entries if e.precision == precision]
+        if not entries and broken:  # perhaps the broken one is that precision: say what broke
+            raise broken[0].error
         if not entries:
             raise InputError(f"no {precision} {kind} model in {directory}")
     ranked = _rank(entries, runtime, kind)
+    # A broken model that the requested runtime could have loaded: when nothing else can run,
+    # that one was meant, so its error is the answer; otherwise it is skipped with a warning.
+    loadable = [b for b in broken if runtime is None or b.path.suffix in _suffixes(runtime)]
+    if not ranked and loadable:
+        raise loadable[0].error
+    for item in broken:
+        logger.warning("skipped %s: %s", item.path.name, item.error)
     if not ranked:
         found = ", ".join(f"{e.path.name} ({e.engine})" for e in entries)
         wanted = (
@@ -170,6 +231,10 @@ def choose_model(
         )
         raise InputError(f"no {kind} model in {directory} can run on {wanted}; found {found}")
     return ranked[0]
+
+
+def _suffixes(runtime: str) -> tuple[str, ...]:
+    return get_runtime_class(runtime).suffixes
 
 
 def _rank(entries: list[ModelEntry], runtime: str | None, kind: str) -> list[ModelEntry]:

@@ -114,7 +114,7 @@ def write_checkpoint(
         **description,
         "config": plain(config),
         "versions": versions(),
-        "model": model.state_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},  # any device
         "epoch": int(epoch),
         "step": int(step),
         "metrics": plain(metrics or {}),

@@ -23,6 +23,7 @@ from edge_slr.errors import InputError
 from edge_slr.training.augment import AugmentConfig
 from edge_slr.training.config_io import TomlConfig
 from edge_slr.training.distill import DistillConfig
+from edge_slr.training.hardware import check_amp_name, check_device_name
 from edge_slr.training.models import PADDING_CHOICES, PRE_LSTM_CHOICES, StudentDims
 
 
@@ -88,9 +89,20 @@ class TrainConfig:
     eval_every: int = 1  # epochs
     bucket_width: int = 8  # batches drawn together when bucketing by length
     progress: bool = True  # tqdm bars
+    # Hardware (edge_slr.training.hardware). batch_size is per process and micro-batch: one
+    # optimizer step sees batch_size x processes x grad_accumulation sentences.
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "none"  # none | bf16 (CPU or CUDA) | fp16 (CUDA, with a GradScaler)
+    grad_accumulation: int = 1  # micro-batches per optimizer step (and process)
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
 
     def __post_init__(self) -> None:
+        check_device_name(self.device)
+        check_amp_name(self.amp)
+        if self.num_workers < 0:
+            raise InputError(f"train num_workers must be >= 0, got {self.num_workers}")
         positive = ("epochs", "batch_size", "num_threads", "eval_every", "bucket_width")
+        positive += ("grad_accumulation",)
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"train {name} must be >= 1, got {getattr(self, name)}")

@@ -229,6 +229,31 @@ class BucketBatchSampler:
         return -(-len(self.lengths) // self.batch_size)
 
 
+def plan_steps(
+    batches: Sequence[Sequence[int]], rank: int = 0, world_size: int = 1, accumulation: int = 1
+) -> list[list[tuple[list[int], float]]]:
+    """This rank's micro-batches of every optimizer step, each with its loss weight.
+
+    Each global batch (of ``BucketBatchSampler``, built with batch size
+    ``batch_size * world_size * accumulation``) is cut, in length order, into
+    ``world_size * accumulation`` micro-batches; micro-batch ``a * world_size + rank`` belongs
+    to ``rank``. A micro-batch's mean loss is weighted by ``world_size * n / N`` (n its size, N
+    the global batch's): summed over the rank's micro-batches and averaged over ranks by DDP,
+    this is the global batch's mean loss, whatever the split. A global batch with fewer
+    sentences than micro-batches repeats some (as torch's DistributedSampler pads).
+    """
+    parts = world_size * accumulation
+    plan = []
+    for batch in batches:
+        items = np.asarray(batch, dtype=np.int64)
+        if len(items) < parts:
+            items = np.resize(items, parts)
+        micro = np.array_split(items, parts)
+        mine = [micro[a * world_size + rank] for a in range(accumulation)]
+        plan.append([(m.tolist(), world_size * len(m) / len(items)) for m in mine])
+    return plan
+
+
 @dataclass
 class Batch:
     ids: list[str]
@@ -242,6 +267,18 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def to(self, device: Any, non_blocking: bool = False) -> Batch:
+        """The batch with its tensors on ``device`` (ids, glosses and fps stay)."""
+        moved = {
+            name: getattr(self, name).to(device, non_blocking=non_blocking)
+            for name in ("features", "lengths", "mask", "targets", "target_lengths")
+        }
+        return replace(self, **moved)
+
+    def pin_memory(self) -> Batch:  # DataLoader(pin_memory=True) calls this
+        tensors = ("features", "lengths", "mask", "targets", "target_lengths")
+        return replace(self, **{name: getattr(self, name).pin_memory() for name in tensors})
 
 
 def collate(examples: Sequence[Example]) -> Batch:

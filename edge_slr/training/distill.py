@@ -260,7 +260,12 @@ class Distiller:
         for row, (c, s) in enumerate(zip(conv_rows, seq_rows, strict=True)):
             conv[row, : len(c)] = torch.from_numpy(c[:total_steps])
             seq[row, : len(s)] = torch.from_numpy(s[:total_steps])
-        return conv, seq, torch.tensor(valid, dtype=torch.int64)
+        device = lengths.device  # the student's: the targets follow it
+        return (
+            conv.to(device),
+            seq.to(device),
+            torch.tensor(valid, dtype=torch.int64, device=device),
+        )
 
     def _check_length(self, sample_id: str, teacher_steps: int, student_steps: int) -> None:
         self.stats["samples"] += 1
@@ -335,13 +340,15 @@ def build_distiller(
     student_dims: Any,
     cache_dir: str | Path,
     progress: bool = True,
+    hardware: Any = None,
 ) -> Distiller | None:
     """The training loop's distiller (None when no term is on).
 
     ``config.teacher`` may be a teacher checkpoint (its outputs for ``split`` are cached in
     ``cache_dir``, reused while still valid) or a cache folder; either is checked against the
     dataset split and the student's vocabulary, and a teacher whose time axis differs from the
-    student's is reported (its outputs are then aligned by ``length_policy``).
+    student's is reported (its outputs are then aligned by ``length_policy``). Under torchrun
+    (``hardware``) the outputs are computed on the training device, each rank a share.
     """
     if not config.enabled:
         return None
@@ -358,6 +365,7 @@ def build_distiller(
             vocabulary=vocabulary,
             batch_size=config.cache_batch_size,
             progress=progress,
+            hardware=hardware,
         )
         dims = TeacherDims.from_dict(cache.teacher_dims)
         differs = [t for t in range(student_dims.min_input_length, 600)

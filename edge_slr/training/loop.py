@@ -6,6 +6,9 @@
                 (lowest dev WER), save OUT/last.pt, append OUT/log.csv and OUT/history.json,
                 redraw OUT/curves.png
     the end     the best checkpoint on dev and test: OUT/results.json
+    hardware    ``train.device`` (auto, cpu, cuda, cuda:N), ``train.amp`` (none, bf16, fp16),
+                DataLoader workers; under ``torchrun`` one process per device with torch DDP
+                (edge_slr.training.hardware): only rank 0 evaluates and writes
 
 A trainer calls :func:`prepare`, builds its model and data, then ``Run(...).begin(...)`` and
 ``Run.fit(hooks, state)``; what differs between the models (their epoch, evaluation, checkpoint
@@ -27,6 +30,7 @@ from typing import Any
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
+from edge_slr.training.hardware import Hardware
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +72,20 @@ class Hooks:
     speed: tuple[str, str] = ("train_sequences_per_s", "seq/s")  # row key and unit for the log
 
 
-def prepare(tc: Any, what: str) -> tuple[Any, Path]:
-    """torch (threads and seed set from TrainConfig ``tc``) and the output folder, created."""
+def prepare(tc: Any, what: str) -> tuple[Any, Path, Hardware]:
+    """torch (threads and seed set from TrainConfig ``tc``), the output folder (created by rank
+    0 only) and the :class:`Hardware` to train on (``tc.device``, ``tc.amp``, torchrun)."""
     prefer_passive_openmp()
     torch = require("torch", what)
     torch.set_num_threads(tc.num_threads)
-    torch.manual_seed(tc.seed)
+    torch.manual_seed(tc.seed)  # seeds every CUDA device too
+    hw = Hardware.create(torch, tc.device, tc.amp, tc.num_workers)
     out_dir = Path(tc.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return torch, out_dir
+    if hw.ranks.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    else:  # one log, from rank 0
+        logging.getLogger("edge_slr").setLevel(logging.WARNING)
+    return torch, out_dir, hw
 
 
 def prefer_passive_openmp() -> None:
@@ -104,13 +113,16 @@ class Run:
     torch: Any
     tc: Any  # TrainConfig
     out_dir: Path
-    model: Any
+    model: Any  # the module itself, on hw.device (``trained`` is what the epoch calls)
     steps_per_epoch: int
+    hw: Hardware
+    trained: Any = field(init=False)  # the model, or its DDP wrapper under torchrun
     optimizer: Any = field(init=False)
     scheduler: Any = field(init=False)
 
     def __post_init__(self) -> None:
         tc = self.tc
+        self.trained = self.hw.wrap(self.model)  # moves the model before the optimizer sees it
         self.optimizer = self.torch.optim.Adam(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
@@ -122,8 +134,9 @@ class Run:
     def begin(self, resume: bool, load: Callable[[Path], Any]) -> RunState:
         """A fresh run (old logs removed) or, with ``resume``, the state saved in OUT/last.pt."""
         if not resume:
-            for stale in ("log.csv", "history.json"):
-                (self.out_dir / stale).unlink(missing_ok=True)
+            if self.hw.ranks.is_main:
+                for stale in ("log.csv", "history.json"):
+                    (self.out_dir / stale).unlink(missing_ok=True)
             return RunState()
         path = self.out_dir / "last.pt"
         if not path.exists():
@@ -136,10 +149,10 @@ class Run:
             )
         if checkpoint.training is None:
             raise InputError(f"cannot resume from {path}: it has no optimizer state")
-        self.model.load_state_dict(checkpoint.state_dict)
-        self.optimizer.load_state_dict(checkpoint.training["optimizer"])
+        self.model.load_state_dict(checkpoint.state_dict)  # read to the CPU, copied to the device
+        self.optimizer.load_state_dict(checkpoint.training["optimizer"])  # moved to the params'
         self.scheduler.load_state_dict(checkpoint.training["scheduler"])
-        self.torch.set_rng_state(checkpoint.training["torch_rng"])
+        self.hw.restore(checkpoint.training)
         logger.info("resuming after epoch %d (step %d)", checkpoint.epoch, checkpoint.step)
         return RunState(
             start_epoch=checkpoint.epoch + 1,
@@ -154,8 +167,9 @@ class Run:
 
         ``stop_after`` ends this call after that many epochs (no final evaluation).
         """
-        tc, out_dir = self.tc, self.out_dir
-        (out_dir / "config.json").write_text(json.dumps(hooks.config, indent=1) + "\n", "utf-8")
+        tc, out_dir, main = self.tc, self.out_dir, self.hw.ranks.is_main
+        if main:
+            (out_dir / "config.json").write_text(json.dumps(hooks.config, indent=1) + "\n", "utf-8")
         logger.info(
             "%s: %d parameters, %d train / %d dev sentences, %d steps/epoch",
             hooks.name,
@@ -170,18 +184,27 @@ class Run:
             self._epoch(hooks, state, epoch)
         best_path = out_dir / "best.pt"
         results: dict[str, Any] = {}
-        if last == tc.epochs and best_path.exists():
+        if main and last == tc.epochs and best_path.exists():
             results = hooks.finish(best_path, out_dir, state.history)
+        self.hw.barrier()
         best_epoch, best_wer = int(state.best["epoch"]), float(state.best["wer"])
         return TrainResult(
             out_dir, best_path, out_dir / "last.pt", best_epoch, best_wer, state.history, results
         )
 
     def _epoch(self, hooks: Hooks, state: RunState, epoch: int) -> None:
+        """Train one epoch (every rank); rank 0 then evaluates, saves and logs alone."""
         started = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
         row |= hooks.train_epoch(epoch)
         state.step += self.steps_per_epoch
+        if self.hw.ranks.is_main:
+            self._evaluate_and_save(hooks, state, epoch, row, started)
+        self.hw.barrier()
+
+    def _evaluate_and_save(
+        self, hooks: Hooks, state: RunState, epoch: int, row: dict[str, Any], started: float
+    ) -> None:
         metrics: dict[str, Any] = {}
         if epoch % self.tc.eval_every == 0 or epoch == self.tc.epochs:
             result = hooks.evaluate()
@@ -195,7 +218,7 @@ class Run:
         training = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "torch_rng": self.torch.get_rng_state(),
+            **self.hw.rng_state(),
             "history": state.history,
             "best": state.best,
             "elapsed": state.elapsed,

@@ -56,6 +56,8 @@ class TrainConfig:
     eval_every: int = 500
     log_every: int = 100
     threads: int = 1  # one thread: on a shared 2-core machine two threads thrash (10x slower)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N: where the stages train (gates: CPU)
+    amp: str = "none"  # none | bf16 | fp16 (CUDA): autocast forward, cross-entropy in fp32
     unk_rate: float = 0.01  # glosses turned into <unk> on both sides: learn to copy unknowns
     stage2_model_share: float = 0.5  # stage-2 inputs taken from stage 1's outputs on noise
     stage2_pool_copies: int = 1  # noisy copies of each sentence run through stage 1
@@ -95,6 +97,10 @@ class TrainConfig:
             "gate_copies": self.gate_copies >= 1,
             "gate_levels": bool(self.gate_levels) and all(0 <= x <= 1 for x in self.gate_levels),
         }
+        from edge_slr.training.hardware import AMP_CHOICES, DEVICE_PATTERN
+
+        checks["device"] = bool(DEVICE_PATTERN.match(self.device))
+        checks["amp"] = self.amp in AMP_CHOICES
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise InputError(

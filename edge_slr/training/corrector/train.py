@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -194,8 +195,17 @@ def train_stage(
     pad_id: int,
     name: str = "stage",
 ) -> StageLog:
-    """Train ``model`` in place until ``cfg.max_steps`` or ``cfg.max_minutes`` runs out."""
+    """Train ``model`` in place until ``cfg.max_steps`` or ``cfg.max_minutes`` runs out.
+
+    It trains on ``cfg.device`` (with ``cfg.amp`` autocast) and is back on the CPU afterwards,
+    where gate tuning, the stage pool and saving use it.
+    """
     torch = require("torch", "corrector training")
+    from edge_slr.training.hardware import Hardware
+
+    hw = Hardware.create(torch, cfg.device, cfg.amp)
+    model.to(hw.device)
+    val_batches = [_to(batch, hw.device) for batch in val_batches]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW(
@@ -217,11 +227,12 @@ def train_stage(
         lr = learning_rate(cfg, step, max(step / cfg.max_steps, elapsed / budget))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = sequence_loss(model, sample(cfg.batch_size), cfg.label_smoothing, pad_id)
+        with hw.autocast():  # cross_entropy runs in fp32 under autocast
+            batch = _to(sample(cfg.batch_size), hw.device)
+            loss = sequence_loss(model, batch, cfg.label_smoothing, pad_id)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        hw.backward(loss)
+        hw.step(optimizer, model.parameters(), cfg.grad_clip)
         running.append(loss.item())
         log.steps = step + 1
         if log.steps % cfg.log_every == 0:
@@ -256,8 +267,12 @@ def train_stage(
             "seconds": round(log.seconds, 1),
         }
     )
-    model.eval()
+    model.to("cpu").eval()
     return log
+
+
+def _to(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
 def validation_loss(
@@ -329,6 +344,11 @@ def train_corrector(
     """
     torch = require("torch", "corrector training")
     cfg = config.train
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputError(
+            "the corrector trains in one process (minutes on one device): run "
+            "`edge-slr train corrector` without torchrun"
+        )
     torch.set_num_threads(cfg.threads)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     data = TrainData.build(load_train_sentences(cfg) if sentences is None else sentences, cfg)

@@ -13,6 +13,11 @@ frame counts, glosses) and dataset.json without its per-split summary; video pix
 hashed (too large), so a dataset regenerated with other settings is caught through dataset.json.
 Opening a cache for another teacher checkpoint, another vocabulary or changed data raises
 FormatError with what differs.
+
+Under torchrun (``hardware`` with several ranks) each rank runs the teacher on every
+``world_size``-th batch and writes ``SPLIT.rankR.npz``; after a barrier rank 0 merges the shards
+into ``SPLIT.npz`` and writes cache.json, and every rank waits for it (the cache folder must be on
+a file system all ranks see, as the run folder is).
 """
 
 from __future__ import annotations
@@ -69,8 +74,10 @@ def build_cache(
     batch_size: int = 4,
     max_samples: int = 0,
     progress: bool = True,
+    hardware: Any = None,
 ) -> Path:
-    """Run the teacher over ``splits`` of ``data_root`` and write the cache folder ``out``."""
+    """Run the teacher over ``splits`` of ``data_root`` and write the cache folder ``out``
+    (on ``hardware.device``, sharded over its ranks; see the module notes)."""
     torch = require("torch", "computing teacher outputs")
     tqdm = require("tqdm", "progress bars").tqdm
     from edge_slr.data.dataset import LandmarkDataset
@@ -80,6 +87,9 @@ def build_cache(
     from edge_slr.training.teacher.data import VideoDataset, collate_video
 
     model, checkpoint = load_teacher(teacher_path)
+    device = hardware.device if hardware is not None else torch.device("cpu")
+    rank, world = (hardware.ranks.rank, hardware.ranks.world_size) if hardware else (0, 1)
+    model.to(device)
     vocab = checkpoint.vocab()
     data_vocab = Vocabulary.load(Path(data_root) / "vocabulary.json")
     if data_vocab.sha256 != vocab.sha256:
@@ -111,29 +121,47 @@ def build_cache(
             require_alignable=False,
         )
         arrays: dict[str, np.ndarray] = {}
-        sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False)
+        batches = BucketBatchSampler(dataset.lengths, batch_size, shuffle=False).batches()
+        mine = batches[rank::world]
         with torch.no_grad():
-            for indices in tqdm(sampler, desc=f"teacher {split}", disable=not progress):
+            for indices in tqdm(mine, desc=f"teacher {split}", disable=not progress or rank):
                 batch = collate_video([dataset[i] for i in indices])
-                result = model(batch.frames, batch.lengths)
+                result = model(batch.frames.to(device), batch.lengths.to(device))
                 for row, name in enumerate(batch.ids):
                     steps = int(result.lengths[row])
-                    arrays[f"{name}/conv"] = (
-                        result.conv_logits[row, :steps].numpy().astype(np.float16)
-                    )
-                    arrays[f"{name}/seq"] = result.logits[row, :steps].numpy().astype(np.float16)
-        tmp = out / f"{split}.npz.partial"
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, out / f"{split}.npz")
+                    for key, logits in (("conv", result.conv_logits), ("seq", result.logits)):
+                        values = logits[row, :steps].float().cpu().numpy()
+                        arrays[f"{name}/{key}"] = values.astype(np.float16)
+        if world > 1:
+            _write_npz(out / f"{split}.rank{rank}.npz", arrays)
+            hardware.barrier()
+            if rank:
+                continue
+            arrays = {}
+            for r in range(world):  # rank 0 merges the shards
+                shard = out / f"{split}.rank{r}.npz"
+                with np.load(shard, allow_pickle=False) as archive:
+                    arrays |= {key: archive[key] for key in archive.files}
+                shard.unlink()
+        _write_npz(out / f"{split}.npz", arrays)
         meta["splits"][split] = {
             "fingerprint": dataset_fingerprint(data_root, split),
             "samples": len(arrays) // 2,
             "skipped_too_short": [name for name, _ in dataset.skipped],
         }
         logger.info("teacher cache: %s, %d samples -> %s", split, len(arrays) // 2, out)
-    (out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if rank == 0:
+        (out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if hardware is not None:
+        hardware.barrier()  # the cache is complete for every rank
     return out
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)  # a crash mid-write never leaves a half file behind
 
 
 class TeacherCache:
@@ -223,9 +251,10 @@ def teacher_outputs(
     vocabulary: Any = None,
     batch_size: int = 4,
     progress: bool = True,
+    hardware: Any = None,
 ) -> TeacherCache:
     """The verified cache for ``teacher``: a cache folder as given, or for a checkpoint the
-    cache in ``cache_dir`` (made now when missing or stale)."""
+    cache in ``cache_dir`` (made now when missing or stale, split over ``hardware``'s ranks)."""
     teacher = Path(teacher)
     if teacher.is_dir():
         return TeacherCache.open(
@@ -233,15 +262,26 @@ def teacher_outputs(
         )
     if not teacher.is_file():
         raise InputError(f"teacher {teacher} is neither a teacher checkpoint nor a cache folder")
+    stale = None
     try:
-        return TeacherCache.open(
+        TeacherCache.open(
             cache_dir, data_root=data_root, splits=[split], teacher=teacher, vocabulary=vocabulary
         )
     except FormatError as err:
-        logger.info("computing teacher outputs (%s)", err.problem)
-    build_cache(
-        teacher, data_root, cache_dir, splits=[split], batch_size=batch_size, progress=progress
-    )
+        stale = err.problem
+    # Every rank must take the same branch: build_cache has barriers.
+    rebuild = hardware.any(stale is not None) if hardware is not None else stale is not None
+    if rebuild:
+        logger.info("computing teacher outputs (%s)", stale or "stale on another rank")
+        build_cache(
+            teacher,
+            data_root,
+            cache_dir,
+            splits=[split],
+            batch_size=batch_size,
+            progress=progress,
+            hardware=hardware,
+        )
     return TeacherCache.open(
         cache_dir, data_root=data_root, splits=[split], teacher=teacher, vocabulary=vocabulary
     )

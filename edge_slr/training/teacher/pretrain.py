@@ -61,9 +61,15 @@ def frame_labels(metadata: dict[str, Any], num_frames: int, vocab: Any) -> np.nd
 
 
 def pretrain_backbone(
-    dataset: Any, backbone: Any, num_classes: int, config: PretrainConfig, *, seed: int = 0
+    dataset: Any,
+    backbone: Any,
+    num_classes: int,
+    config: PretrainConfig,
+    *,
+    seed: int = 0,
+    device: Any = "cpu",
 ) -> list[dict[str, float]]:
-    """Train ``backbone`` (in place) to classify single frames of ``dataset`` (a VideoDataset).
+    """Train ``backbone`` (in place, on ``device``) to classify single frames of ``dataset``.
 
     Returns every epoch's loss and frame accuracy on the sampled training frames.
     """
@@ -74,9 +80,10 @@ def pretrain_backbone(
         labels.append(
             frame_labels(item.landmarks.metadata, dataset.lengths[position], dataset.vocab)
         )
-    head = torch.nn.Linear(backbone.channels[-1], num_classes)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    backbone.to(device)
+    head = torch.nn.Linear(backbone.channels[-1], num_classes).to(device)
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
     parameters = list(backbone.parameters()) + list(head.parameters())
     optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=1e-4)
     backbone.train()
@@ -94,8 +101,8 @@ def pretrain_backbone(
         for start in range(0, len(order), config.batch_size):
             chosen = [picks[i] for i in order[start : start + config.batch_size]]
             frames = np.stack([dataset.frame(p, t) for p, t in chosen])
-            target = torch.tensor([labels[p][t] for p, t in chosen])
-            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+            target = torch.tensor([labels[p][t] for p, t in chosen], device=device)
+            x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float() / 255.0
             logits = head(backbone((x - mean) / std))
             loss = torch.nn.functional.cross_entropy(logits, target)
             optimizer.zero_grad(set_to_none=True)

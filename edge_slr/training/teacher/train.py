@@ -23,8 +23,9 @@ from typing import Any
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
-from edge_slr.training.data import BucketBatchSampler
+from edge_slr.training.data import BucketBatchSampler, plan_steps
 from edge_slr.training.evaluate import scoring_corpus
+from edge_slr.training.hardware import Hardware, OnDevice, fp32_outputs, iterate_steps
 from edge_slr.training.loop import Hooks, Run, TrainResult, final_results, prepare, results_header
 from edge_slr.training.teacher.checkpoint import load_teacher_checkpoint, save_teacher
 from edge_slr.training.teacher.config import TeacherConfig
@@ -93,51 +94,60 @@ def _setup(config: TeacherConfig) -> _Setup:
 
 
 def train_epoch(
-    model: Any,
+    run: Run,
     dataset: VideoDataset,
     sampler: BucketBatchSampler,
-    optimizer: Any,
-    scheduler: Any,
     config: TeacherConfig,
     epoch: int,
 ) -> dict[str, float]:
-    """One pass over the training videos; mean loss terms and throughput."""
-    torch = require("torch", "training the teacher")
+    """One pass over this rank's share of the training videos; mean loss terms and throughput,
+    summed over all ranks."""
     tqdm = require("tqdm", "progress bars").tqdm
+    train, hw, model = config.train, run.hw, run.trained
     dataset.set_epoch(epoch)
     sampler.set_epoch(epoch)
+    steps = plan_steps(
+        sampler.batches(), hw.ranks.rank, hw.ranks.world_size, train.grad_accumulation
+    )
     model.train()
     names = {"total": "loss", "seq_ctc": "ctc", "conv_ctc": "aux", "self_kd": "self_kd"}
     totals = dict.fromkeys(names.values(), 0.0)
     sequences, frames, started = 0, 0, time.perf_counter()
     bar = tqdm(
-        sampler, desc=f"teacher epoch {epoch}", leave=False, disable=not config.train.progress
+        iterate_steps(hw, dataset, steps, collate_video),
+        total=len(steps),
+        desc=f"teacher epoch {epoch}",
+        leave=False,
+        disable=not train.progress or not hw.ranks.is_main,
     )
-    for indices in bar:
-        batch = collate_video([dataset[i] for i in indices])
-        out = model(batch.frames, batch.lengths)
-        terms = corrnet_loss(
-            out,
-            batch.targets,
-            batch.target_lengths,
-            conv_weight=config.train.aux_weight,
-            self_kd_weight=config.loss.self_kd_weight,
-            temperature=config.loss.temperature,
-            include_blank=config.loss.include_blank,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        sequences += len(batch)
-        frames += int(batch.lengths.sum())
-        for term, key in names.items():
-            totals[key] += terms[term].item() * len(batch)
+    for micro_batches in bar:
+        for k, (batch, weight) in enumerate(micro_batches):
+            with hw.sync(model, last=k == len(micro_batches) - 1):
+                with hw.autocast():
+                    out = model(batch.frames, batch.lengths)
+                terms = corrnet_loss(
+                    fp32_outputs(out),  # CTC and self-distillation in fp32
+                    batch.targets,
+                    batch.target_lengths,
+                    conv_weight=train.aux_weight,
+                    self_kd_weight=config.loss.self_kd_weight,
+                    temperature=config.loss.temperature,
+                    include_blank=config.loss.include_blank,
+                )
+                hw.backward(terms["total"] * weight)
+            sequences += len(batch)
+            frames += int(batch.lengths.sum())
+            for term, key in names.items():
+                totals[key] += terms[term].item() * len(batch)
+        hw.step(run.optimizer, run.model.parameters(), train.grad_clip)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scheduler.step()
         bar.set_postfix(loss=f"{terms['total'].item():.3f}")
     seconds = time.perf_counter() - started
+    summed = hw.sum({**totals, "sequences": float(sequences), "frames": float(frames)})
+    sequences, frames = int(summed.pop("sequences")), int(summed.pop("frames"))
     return {
-        **{f"train_{k}": v / max(sequences, 1) for k, v in totals.items()},
+        **{f"train_{k}": v / max(sequences, 1) for k, v in summed.items()},
         "epoch_seconds": seconds,
         "train_sequences_per_s": sequences / seconds,
         "train_frames_per_s": frames / seconds,
@@ -148,27 +158,46 @@ def train_teacher(
     config: TeacherConfig, *, resume: bool = False, stop_after: int | None = None
 ) -> TrainResult:
     """Train (``resume``: continue from OUT/last.pt); ``stop_after`` epochs ends this call early."""
+    from edge_slr.training.train import created_folders_removed_on_error
+
     tc = config.train
-    torch, out_dir = prepare(tc, "training the teacher")
-    setup = _setup(config)
+    with created_folders_removed_on_error(tc.out_dir):  # a bad config leaves no empty runs/
+        torch, out_dir, hw = prepare(tc, "training the teacher")
+        setup = _setup(config)
+    try:
+        return _train(config, setup, torch, out_dir, hw, resume, stop_after)
+    finally:
+        hw.close()
+
+
+def _train(
+    config: TeacherConfig,
+    setup: _Setup,
+    torch: Any,
+    out_dir: Path,
+    hw: Hardware,
+    resume: bool,
+    stop_after: int | None,
+) -> TrainResult:
+    tc = config.train
     model = setup.model
-    sampler = BucketBatchSampler(
-        setup.train_set.lengths, tc.batch_size, bucket_width=tc.bucket_width, seed=tc.seed
-    )
-    run = Run(torch, tc, out_dir, model, len(sampler))
-    state = run.begin(resume, load_teacher_checkpoint)
     if not resume and config.pretrain.epochs:
-        _pretrain(config, setup, out_dir)
+        # Every rank pretrains the same way; DDP then starts all ranks from rank 0's weights.
+        _pretrain(config, setup, out_dir, hw)
+    step_size = tc.batch_size * hw.ranks.world_size * tc.grad_accumulation
+    sampler = BucketBatchSampler(
+        setup.train_set.lengths, step_size, bucket_width=tc.bucket_width, seed=tc.seed
+    )
+    run = Run(torch, tc, out_dir, model, len(sampler), hw)
+    state = run.begin(resume, load_teacher_checkpoint)
     hooks = Hooks(
         name="teacher",
         config=config.to_dict(),
         sentences=(len(setup.train_set), len(setup.dev_set)),
-        train_epoch=partial(
-            train_epoch, model, setup.train_set, sampler, run.optimizer, run.scheduler, config
-        ),
+        train_epoch=partial(train_epoch, run, setup.train_set, sampler, config),
         evaluate=partial(
             evaluate_teacher,
-            model,
+            OnDevice(model, hw.device),  # fp32, without DDP: rank 0 evaluates alone
             setup.dev_set,
             setup.vocab,
             corpus=setup.corpus,
@@ -184,7 +213,7 @@ def train_teacher(
     return run.fit(hooks, state, stop_after)
 
 
-def _pretrain(config: TeacherConfig, setup: _Setup, out_dir: Path) -> None:
+def _pretrain(config: TeacherConfig, setup: _Setup, out_dir: Path, hw: Hardware) -> None:
     """Frame-level gloss pretraining of the backbone (edge_slr.training.teacher.pretrain)."""
     from edge_slr.training.teacher.pretrain import pretrain_backbone, save_backbone
 
@@ -195,7 +224,10 @@ def _pretrain(config: TeacherConfig, setup: _Setup, out_dir: Path) -> None:
         len(setup.vocab),
         config.pretrain,
         seed=config.train.seed,
+        device=hw.device,
     )
+    if not hw.ranks.is_main:
+        return
     path = save_backbone(setup.model.backbone, out_dir / "backbone.pth")
     stats = {**history[-1], "epochs": history, "seconds": time.perf_counter() - started}
     stats["backbone"] = str(path)
