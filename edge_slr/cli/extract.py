@@ -77,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "mediapipe", "openvino", "openvino-int8", "litert", "onnxruntime"),
         default="auto",
         help="what runs the Holistic models: MediaPipe's graph, or the same models on an "
-        "edge-slr runtime (default auto: the fastest installed, OpenVINO, then LiteRT, then the "
+        "edge-slr runtime (default auto: the fastest installed, LiteRT, then OpenVINO, then the "
         "graph; the choice is printed)",
     )
     g.add_argument(

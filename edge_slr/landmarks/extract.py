@@ -62,13 +62,15 @@ NO_PERSON_POLICIES = ("raise", "keep")
 # edge_slr.runtimes (edge_slr.landmarks.holistic; its models.ENGINES lists them too).
 ENGINES = ("mediapipe", "openvino", "openvino-int8", "litert", "onnxruntime")
 # engine="auto" takes the first of these whose runtime is installed (with the model files in
-# model_dir or the mediapipe wheel): the fastest verified engines first
-# (benchmarks/results/extraction_engines.md). INT8 and ONNX Runtime need a build step with the
-# convert extra (edge_slr.landmarks.holistic.models.build_holistic_models), so auto never picks them.
+# model_dir or the mediapipe wheel). Measured on a 2-core AVX2 AMD EPYC
+# (benchmarks/results/extraction_engines.md): LiteRT 16-17 frames/s at 1 thread and 24-25 at 2,
+# OpenVINO FP32 16 and 16-18, with LiteRT closer to the graph (left hand 0.953 vs 0.907 on the
+# AUTSL clip). INT8 and ONNX Runtime need a build step with the convert extra
+# (edge_slr.landmarks.holistic.models.build_holistic_models), so auto never picks them.
 AUTO_ENGINES = (
-    ("openvino", "openvino"),
     ("litert", "ai_edge_litert"),
     ("litert", "tflite_runtime"),
+    ("openvino", "openvino"),
 )
 
 
