@@ -13,6 +13,7 @@ the same way where they are made. ``edge-slr -v`` (:func:`show_engine_logs`, or
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import os
@@ -77,6 +78,7 @@ _NATIVE_LOG = re.compile(
 _filter_depth = 0
 _filter: _StderrFilter | None = None
 _filter_lock = threading.Lock()
+_exit_hook = False
 _PUMP_WAIT_S = 0.05  # an unfinished line (a progress bar's "\r...") is passed on after this
 
 
@@ -178,11 +180,24 @@ class _Hold:
 
 
 def _acquire() -> None:
-    global _filter_depth, _filter
+    global _filter_depth, _filter, _exit_hook
     with _filter_lock:
         if _filter_depth == 0 and not engine_logs_shown():
             _filter = _StderrFilter()
+            if not _exit_hook:  # the pump is a daemon thread: pass on what is left at exit
+                atexit.register(_close_at_exit)
+                _exit_hook = True
         _filter_depth += 1
+
+
+def _close_at_exit() -> None:
+    """At interpreter exit (a graph never closed): restore fd 2 and pass on what is pending,
+    so a last error message is not lost with the pump thread."""
+    global _filter
+    with _filter_lock:
+        if _filter is not None:
+            _filter.close()
+            _filter = None
 
 
 def _release() -> None:
