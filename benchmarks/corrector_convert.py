@@ -41,52 +41,23 @@ from edge_slr.converters import TARGETS, ConversionError, convert  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def runners(result: Any, threads: int) -> list[Any]:
-    """(encode, decode) per stage over the artifact's files, on its own engine."""
-    from edge_slr.converters import corrector_export as ce
+def runtime_corrector(result: Any, threads: int) -> Any:
+    """The artifact's graphs on its own engine, as deployed (edge_slr.runtimes)."""
+    from edge_slr.runtimes.corrector import RuntimeCorrector
 
-    files = [
-        (g.role, result.model_path.parent / g.file.name, None) for g in result.description.graphs
-    ]
-    engine = result.description.engine["name"]
-    if engine == "onnxruntime":
-        from edge_slr.converters.onnx_export import ort_session
-
-        def make(enc: Path, dec: Path) -> Any:
-            e, d = ort_session(enc, threads), ort_session(dec, threads)
-            return (
-                lambda src: e.run(None, {"src": src})[0],
-                lambda tgt, mem, src: d.run(None, {"tgt": tgt, "memory": mem, "src": src})[0],
-            )
-
-        return ce.pairs(files, make)
-    if engine == "openvino":
-        config = {**result.description.engine["config"], "INFERENCE_NUM_THREADS": threads}
-        return ce.pairs(files, lambda e, d: ce.ov_pair(str(e), str(d), config))
-    from edge_slr.converters.tf_corrector import litert_pair
-
-    return ce.pairs(files, lambda e, d: litert_pair(e, d, threads))
+    return RuntimeCorrector(result.model_path, threads=threads)
 
 
-def correct(pairs: list[Any], ids: list[int], vocab: Any, dims: Any) -> list[int]:
-    from edge_slr.converters.corrector_verify import greedy
-
-    for encode, decode in pairs:
-        ids = greedy(encode, decode, ids, vocab, dims)
-    return ids
-
-
-def latency(engines: dict[str, list[Any]], inputs: list[list[int]], corrector: Any, rounds: int):
-    """Wall and process-CPU ms per sentence (median, p90) for each engine, round-robin; on a
-    shared machine the CPU time is the steadier of the two."""
-    vocab, dims = corrector.vocab, corrector.stages[0].dims
+def latency(engines: dict[str, Any], inputs: list[tuple[str, ...]], rounds: int):
+    """Wall and process-CPU ms per sentence (median, p90) of an ungated greedy correction for
+    each engine, round-robin; on a shared machine the CPU time is the steadier of the two."""
     wall: dict[str, list[float]] = {k: [] for k in engines}
     cpu: dict[str, list[float]] = {k: [] for k in engines}
     for _ in range(rounds):
-        for key, pairs in engines.items():
-            for ids in inputs:
+        for key, corrector in engines.items():
+            for glosses in inputs:
                 start, start_cpu = time.perf_counter(), time.process_time()
-                correct(pairs, ids, vocab, dims)
+                corrector.correct(glosses, gate=False)
                 cpu[key].append(1000 * (time.process_time() - start_cpu))
                 wall[key].append(1000 * (time.perf_counter() - start))
     return {k: {**_stats(wall[k], "wall"), **_stats(cpu[k], "cpu")} for k in engines}
@@ -105,13 +76,12 @@ def run(
 ) -> dict:  # fmt: skip
     import torch
 
-    from edge_slr.converters.corrector_verify import _torch_pair
     from edge_slr.training.corrector import load_corrector
 
     host = machine()  # the load average at the start
     torch.set_num_threads(threads)
     corrector = load_corrector(model)
-    rows, engines = {}, {"torch": [_torch_pair(s) for s in corrector.stages]}
+    rows, engines = {}, {"torch": corrector}
     sentences = _inputs(data, corrector, latency_sentences)
     for target in targets:
         started = time.perf_counter()
@@ -144,8 +114,8 @@ def run(
             }  # fmt: skip
             | {"wer_input": (v.heldout or {}).get("wer_input")},
         }
-        engines[target] = runners(result, threads)
-    timing = latency(engines, sentences, corrector, rounds)
+        engines[target] = runtime_corrector(result, threads)
+    timing = latency(engines, sentences, rounds)
     for key, row in rows.items():
         row["latency"] = timing.get(key)
     return {
@@ -159,13 +129,13 @@ def run(
     }
 
 
-def _inputs(data: Path, corrector: Any, limit: int) -> list[list[int]]:
+def _inputs(data: Path, corrector: Any, limit: int) -> list[tuple[str, ...]]:
     """Dev sentences of 10-30 glosses (the issue's 10-30 gloss latency target)."""
     from edge_slr.converters.corrector_data import split_sentences
 
     sentences = split_sentences(data, "dev", "phoenix2014t")
     picked = [g for _, g in sentences if 10 <= len(g) <= 30][:limit]
-    return [corrector.vocab.encode(g)[0] for g in picked]
+    return [tuple(corrector.vocab.decode(corrector.vocab.encode(g)[0])) for g in picked]
 
 
 def gated(model: Path, data: Path, out: Path, heldout: int, threads: int) -> dict[str, Any]:
@@ -174,7 +144,7 @@ def gated(model: Path, data: Path, out: Path, heldout: int, threads: int) -> dic
     held-out noisy sentences."""
     from edge_slr.converters import get_target
     from edge_slr.converters.corrector_data import attach_corrector_data
-    from edge_slr.converters.corrector_export import load_corrector_source
+    from edge_slr.converters.corrector_source import load_corrector_source
     from edge_slr.converters.job import ConvertOptions, Job
     from edge_slr.metrics import score
     from edge_slr.runtimes.corrector import RuntimeCorrector
@@ -183,8 +153,9 @@ def gated(model: Path, data: Path, out: Path, heldout: int, threads: int) -> dic
     job = Job(get_target("onnx"), source, ConvertOptions(heldout_size=heldout), out)
     attach_corrector_data(job, data)
     vocab = source.corrector.vocab
-    noisy = {sid: tuple(vocab.decode(ids)) for sid, ids, _ in job.reference["sentences"]}
-    refs = {sid: tuple(g) for sid, _, g in job.reference["sentences"]}
+    sentences = job.heldout.sentences  # type: ignore[union-attr]
+    noisy = {sid: tuple(vocab.decode(ids)) for sid, ids, _ in sentences}
+    refs = {sid: tuple(g) for sid, _, g in sentences}
     ids = list(noisy)
     want = dict(
         zip(

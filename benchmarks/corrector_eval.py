@@ -165,10 +165,10 @@ def _correct(corrector, ids, hyps, refs, corpus, beam) -> dict:
         return score(dict(zip(ids, sentences, strict=True)), refs, corpus).wer
 
     start = time.perf_counter()
-    if DECODING["draft"]:  # the same greedy corrections, fewer decoder calls (see draft.py)
-        from edge_slr.training.corrector.draft import DraftCorrector
+    if DECODING["draft"]:  # the same greedy corrections, fewer decoder calls (correction_draft)
+        from edge_slr.recognition.correction_chain import GraphCorrector
 
-        draft = DraftCorrector.from_corrector(corrector)
+        draft = GraphCorrector(corrector.graphs(), corrector.vocab, corrector.gates)
         gated = [draft.correct(s) for s in hyps]
         seconds = time.perf_counter() - start
         ungated = [draft.correct(s, gate=False) for s in hyps] if DECODING["ungated"] else None

@@ -6,10 +6,10 @@ seed), batch 1, greedy decoding and the do-no-harm gates, stage 1 only and both 
 wall and process CPU time per sentence, for every engine:
 
 - torch eager, ``Corrector.correct_batch`` (the training code's batched decoding at batch 1);
-- torch eager / ONNX Runtime / OpenVINO through ``DraftCorrector`` with ``method="step"`` (one
+- torch eager / ONNX Runtime / OpenVINO through ``GraphCorrector`` with ``decoding="step"`` (one
   decoder call per output token plus two scoring calls: the plain way to run the exported
-  encoder and decoder graphs), ``method="draft"`` (the input as a draft; see
-  ``edge_slr.training.corrector.draft``) and draft with the gate's early exit: before and after;
+  encoder and decoder graphs), ``decoding="draft"`` (the input as a draft; see
+  ``edge_slr.recognition.correction_draft``) and draft with the gate's early exit: before and after;
 - a per-call breakdown: encoder and decoder call times per engine at the measured lengths.
 
 Every row's outputs are compared with the torch eager reference (sentences with identical output).
@@ -41,12 +41,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edge_slr.recognition.correction import StageGraphs  # noqa: E402
+from edge_slr.recognition.correction_chain import GraphCorrector, sidecar_graphs  # noqa: E402
 from edge_slr.system import machine_info  # noqa: E402
-from edge_slr.training.corrector.draft import (  # noqa: E402
-    DraftCorrector,
-    StageGraphs,
-    sidecar_graphs,
-)
 
 RESULTS = ROOT / "benchmarks" / "results"
 SEED = 2014
@@ -324,7 +321,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sentences = noisy_sentences(corrector, model, corpus, args.count, args.rate)
     max_len = corrector.stages[0].dims.max_len
     engines: dict[str, list[StageGraphs]] = {}
-    engines["torch"] = DraftCorrector.from_corrector(corrector).stages
+    engines["torch"] = corrector.graphs()
     skipped: dict[str, str] = {}
     for target, option, loader in (
         ("onnx", args.onnx, ort_stages),
@@ -349,7 +346,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         stages, shapes = ov_static_stages(folder, max_len, corrector.vocab.pad_id)
         t0 = time.perf_counter()
         for method in ("step", "draft"):  # compile every shape the timed runs will meet
-            warm = DraftCorrector(stages, corrector.vocab, corrector.gates, method, False)
+            warm = GraphCorrector(stages, corrector.vocab, corrector.gates, method, False)
             for s in sentences:
                 warm.correct(s)
         engines["openvino-static"] = stages
@@ -376,7 +373,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for method, early_exit in (("step", False), ("draft", False), ("draft+exit", True)):
                 if method == "step" and engine in args.no_step.split(","):
                     continue
-                runner = DraftCorrector(stages, vocab, gates, method.split("+")[0], early_exit)
+                runner = GraphCorrector(stages, vocab, gates, method.split("+")[0], early_exit)
                 timed = time_rows(
                     lambda s, r=runner, n=stages_used: r.correct(s, num_stages=n),
                     sentences,
@@ -457,7 +454,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         "",
         "`step`: one decoder call per output token + two teacher-forced scoring calls (the plain "
         "way to run the exported graphs, = the training code's decoding); `draft`: the input as "
-        "a draft, verified in one decoder call per edit (edge_slr.training.corrector.draft); "
+        "a draft, verified in one decoder call per edit (edge_slr.recognition.correction_draft); "
         "`draft+exit`: and a stage stops as soon as its gate's margin limit is out of reach "
         "(same output). "
         "`correct_batch`: the training code's batched step-by-step decoding at batch 1 (what "

@@ -1,6 +1,7 @@
 """Corpus extraction throughput: frames/s with 1 and 2 workers, local process pool and Ray.
 
-A corpus of ``--copies`` copies of the real videos in ../shared/data (the AUTSL clip, 512x512,
+Extraction runs on ``--engine`` (any HolisticOptions engine; default ``auto``: the fastest one
+installed, the one ``edge-slr extract`` picks). A corpus of ``--copies`` copies of the real videos in ../shared/data (the AUTSL clip, 512x512,
 43 frames; the webcam clip, 540x720, 58 frames) is extracted with ``run_batch`` once per
 (executor, workers) pair into a fresh folder. Reported per run: wall time from the call to the
 last output (worker start-up and model loading included), frames/s over that wall time, the
@@ -11,7 +12,8 @@ from the corpus alignments in ../shared/data when present) would take on N worke
 
 Results go to benchmarks/results/extraction_scaling.json and .md (``--smoke``: *_smoke.*).
 
-    python benchmarks/extraction_scaling.py [--copies 8] [--workers 1 2] [--executors local ray]
+    python benchmarks/extraction_scaling.py [--engine auto] [--copies 8] [--workers 1 2]
+        [--executors local ray]
     python benchmarks/extraction_scaling.py --smoke --results /tmp/out   # CI: a quick pass
 
 Run on an idle machine: the numbers are only as quiet as the machine.
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_slr._optional import is_available  # noqa: E402
 from edge_slr.landmarks.batch import jobs_for_inputs, run_batch  # noqa: E402
+from edge_slr.landmarks.extract import ENGINES, HolisticOptions  # noqa: E402
 from edge_slr.paths import shared_data_dir  # noqa: E402
 from edge_slr.system import machine_info  # noqa: E402
 
@@ -77,12 +80,15 @@ def _generated_clip(path: Path, frames: int = 8) -> Path:
     return path
 
 
-def measure(corpus: Path, work: Path, executor: str, workers: int, threads: int) -> dict:
+def measure(
+    corpus: Path, work: Path, executor: str, workers: int, threads: int, engine: str
+) -> dict:
     out = work / f"out-{executor}-{workers}"
     jobs = jobs_for_inputs([corpus], out)
     start = time.perf_counter()
     summary = run_batch(
         jobs,
+        HolisticOptions(engine=engine, threads=threads),
         executor=executor,
         workers=workers,
         threads_per_worker=threads,
@@ -93,6 +99,7 @@ def measure(corpus: Path, work: Path, executor: str, workers: int, threads: int)
     totals = summary.to_dict()
     rates = [w["frames_per_second"] for w in totals["per_worker"].values()]
     return {
+        "engine": engine,
         "executor": executor,
         "workers": workers,
         "threads_per_worker": threads,
@@ -126,7 +133,7 @@ def phoenix_frames(data: Path | None) -> tuple[int, str]:
     return total, "PHOENIX-2014-T alignments"
 
 
-def report(rows: list[dict], frames: int, frames_from: str) -> tuple[dict, str]:
+def report(rows: list[dict], frames: int, frames_from: str, engine: str) -> tuple[dict, str]:
     local = {r["workers"]: r for r in rows if r["executor"] == "local"}
     for row in rows:
         base = local.get(row["workers"])
@@ -137,7 +144,7 @@ def report(rows: list[dict], frames: int, frames_from: str) -> tuple[dict, str]:
         n: round(frames / (rate * n) / 3600, 2) if rate else None for n in (1, 2, 8, 16, 64)
     }
     lines = [
-        "# Corpus extraction scaling (MediaPipe Holistic, complexity 1)",
+        f"# Corpus extraction scaling (Holistic, complexity 1, engine {engine})",
         "",
         "| executor | workers | videos | frames | wall s | frames/s | per worker frames/s "
         "| Ray overhead s |",
@@ -160,6 +167,7 @@ def report(rows: list[dict], frames: int, frames_from: str) -> tuple[dict, str]:
     ]
     payload = {
         "machine": machine_info().to_dict(),
+        "engine": engine,
         "runs": rows,
         "phoenix2014t": {"frames": frames, "from": frames_from, "hours_on_n_workers": projection},
     }
@@ -172,11 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--executors", nargs="+", choices=("local", "ray"), default=None)
     parser.add_argument("--threads-per-worker", type=int, default=1)
+    parser.add_argument(
+        "--engine",
+        choices=("auto", *ENGINES),
+        default="auto",
+        help="extraction engine (default auto: the fastest installed, as edge-slr extract)",
+    )
     parser.add_argument("--data", type=Path, default=None, help="shared data folder")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--smoke", action="store_true", help="one copy, a quick pass (CI)")
     args = parser.parse_args(argv)
     data = args.data or shared_data_dir()
+    engine = HolisticOptions(engine=args.engine).engine  # "auto" resolved once, for the report
+    print(f"extraction engine: {engine}", flush=True)
     executors = args.executors or (["local", "ray"] if is_available("ray") else ["local"])
     copies = 2 if args.smoke else args.copies
     worker_counts = [2] if args.smoke else args.workers
@@ -188,11 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             if executor == "ray":  # one local Ray for all its runs; its start is timed alone
                 ray_start = start_ray(max(worker_counts) * args.threads_per_worker)
             for workers in worker_counts:
-                row = measure(work / "corpus", work, executor, workers, args.threads_per_worker)
+                threads = args.threads_per_worker
+                row = measure(work / "corpus", work, executor, workers, threads, engine)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     frames, frames_from = phoenix_frames(data)
-    payload, markdown = report(rows, frames, frames_from)
+    payload, markdown = report(rows, frames, frames_from, engine)
     payload.update(smoke=args.smoke, ray_start_s=ray_start)
     if ray_start is not None:
         markdown += f"\nStarting the local Ray itself took {ray_start} s (not in the wall times).\n"

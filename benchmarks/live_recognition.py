@@ -1,7 +1,7 @@
 """Live recognition on this machine: the webcam clip looped at its own frame rate, per engine.
 
 Plays ``--video`` (default: the 30 fps webcam clip of ../shared/data/video) looped to at least
-``--loop-seconds`` through the live mode (:mod:`edge_slr.live`: extraction and recognition on
+``--loop-seconds`` through the live mode (:mod:`edge_slr.recognition.live`: extraction and recognition on
 two workers, frames dropped and counted when extraction falls behind) once per landmark
 extraction engine, each in a fresh process, and records sustained fps, dropped frames, CPU use,
 RSS over the run (peak, slope) and latency p50/p90 (capture to result, glass-to-gloss, sentence

@@ -116,7 +116,7 @@ def runtime_rows(models: list[Path], args: argparse.Namespace) -> list[dict]:
 
 
 def recognizer_rows(model_dir: Path, args: argparse.Namespace) -> list[dict]:
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     rng = np.random.default_rng(0)
     data = rng.uniform(0.2, 0.8, (200, 543, 4)).astype(np.float32)

@@ -3,7 +3,7 @@
 A stream sees each window of frames only; the offline recogniser sees the whole recording and
 normalises it by the medians of its shoulder centre and width. The stream used to normalise every
 window by that window's own medians ("window"); it now keeps running medians over the stream so
-far ("running", edge_slr.streaming.RunningShoulders). This script measures both against offline
+far ("running", edge_slr.recognition.stream.RunningShoulders). This script measures both against offline
 recognition of the same input:
 
 - streams: ``--sentences`` consecutive sentences of one signer of a landmark dataset split,
@@ -98,7 +98,7 @@ def errors(hypothesis: tuple, reference: tuple) -> tuple[int, int]:
 
 
 def measure(model: Path, streams: list[dict], hidden_seconds: float) -> dict[str, Any]:
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     rows: dict[str, dict[str, list[int]]] = {}
     seconds = {mode: 0.0 for mode in MODES}

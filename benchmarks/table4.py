@@ -120,9 +120,9 @@ def smoke_corrector(vocabulary_path: Path) -> Any:
     import torch
 
     from edge_slr.data.vocab import Vocabulary
+    from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
     from edge_slr.training.corrector.decode import Corrector
     from edge_slr.training.corrector.model import CorrectorDims, build_stages
-    from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
 
     torch.manual_seed(0)
     vocab = CorrectorVocabulary(Vocabulary.load(vocabulary_path))

@@ -10,9 +10,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Recognizer": "edge_slr.recognizer",
-    "RecognizerOptions": "edge_slr.recognizer",
-    "RecognitionResult": "edge_slr.recognizer",
+    "Recognizer": "edge_slr.recognition.recognizer",
+    "RecognizerOptions": "edge_slr.recognition.options",
+    "RecognitionResult": "edge_slr.recognition.results",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -34,11 +34,11 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("train", "matplotlib"),
     "tensorflow": ("convert", "tensorflow"),
     "tf_keras": ("convert", "tf-keras"),
-    "onnx": ("onnx", "onnx"),
+    "onnx": ("convert", "onnx"),
     "onnxscript": ("convert", "onnxscript"),
     "onnxruntime": ("onnx", "onnxruntime"),
     "openvino": ("openvino", "openvino"),
-    "nncf": ("openvino", "nncf"),
+    "nncf": ("convert", "nncf"),
     "ai_edge_litert": ("tflite", "ai-edge-litert"),
     "mediapipe": ("mediapipe", "mediapipe"),
     "cv2": ("mediapipe", "opencv-contrib-python"),
@@ -46,6 +46,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "pyarrow": ("pose", "pyarrow"),
     "tflite_runtime": ("tflite-runtime", "tflite-runtime"),
     "ray": ("cluster", "ray"),
+    "fsspec": ("cluster", "fsspec"),
     "tf2onnx": ("convert", "tf2onnx"),
 }
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,45 @@ DEFAULT_FPS = 25.0
 _HASH_CHUNK = 1 << 20
 
 
+# A file whose last change is older than this when it is hashed is "settled": a later change
+# gives it another modification or status-change time, so (inode, size, mtime, ctime) identifies
+# its content. A file changed within this margin could change again within the same timestamp
+# tick (coarse kernel clocks; FAT keeps 2 s), so it is hashed every time (git's "racy" rule).
+SETTLED_SECONDS = 2.0
+_HASHES: dict[tuple[str, int, int, int, int, int], str] = {}
+_HASHES_KEPT = 256
+
+
 def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's content, hashed once while the file stays unchanged.
+
+    Every model load validates its sidecar, and one Recognizer reads the sidecars of a model
+    directory several times (student, corrector, choosing between them); settled files are
+    therefore remembered by (path, device, inode, size, mtime, ctime) instead of read again.
+    """
+    path = Path(path)
+    key = (str(path.resolve()), *_identity(path))
+    cached = _HASHES.get(key)
+    if cached is not None:
+        return cached
+    digest = _hash_file(path)
+    changed = max(key[-2:]) / 1e9  # mtime, ctime
+    if time.time() - changed > SETTLED_SECONDS and _identity(path) == key[1:]:
+        if len(_HASHES) >= _HASHES_KEPT:
+            _HASHES.pop(next(iter(_HASHES)))
+        _HASHES[key] = digest
+    return digest
+
+
+def _identity(path: Path) -> tuple[int, int, int, int, int]:
+    """What changes when a file's content can have changed (not its access time)."""
+    info = path.stat()
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -146,6 +183,25 @@ class TemporalSpec:
     frames_lost_per_block: int
     pool: int = 2
     blocks: int = 2
+
+    @classmethod
+    def two_blocks(cls, kernel_size: int, padding: str, min_input_length: int) -> TemporalSpec:
+        """The student's geometry: two blocks of two ``kernel_size`` convolutions ("valid" or
+        "same" padding) and a 2-pool, each block widening the field by 2 (k - 1) + 1 steps of
+        its input stride."""
+        lost = 0 if padding == "same" else 2 * (kernel_size - 1)
+        field, jump = 1, 1
+        for _ in range(2):
+            field += (2 * (kernel_size - 1) + 1) * jump
+            jump *= 2
+        return cls(
+            stride=jump,
+            receptive_field=field,
+            min_input_length=min_input_length,
+            frames_lost_per_block=lost,
+            pool=2,
+            blocks=2,
+        )
 
     def output_length(self, num_frames: int) -> int:
         length = int(num_frames)

@@ -2,11 +2,16 @@
 
 ``tiny_student`` (and :func:`build_tiny_student` for modules loaded by path) is the one tiny
 student trained for real per test session, shared by the conversion, runtime and recognizer tests.
+``device_venv`` installs edge-slr with some extras into a fresh virtual environment (a device or
+a board without the training and conversion packages).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +36,30 @@ def shared_file(shared: Path, relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{relative} is absent from {shared}")
     return path
+
+
+# --set overrides of a tiny student that trains in seconds (test_train, test_train_device, test_ddp)
+TINY_TRAINING = (
+    "model.conv_channels=[16,16,32,32]",
+    "model.lstm_hidden=16",
+    "model.lstm_layers=1",
+    "model.dropout=0.0",
+    "train.batch_size=2",
+    "train.lr=1e-2",
+    "train.beam_width=0",
+    "train.num_threads=1",
+    "train.progress=false",
+)
+
+
+def synth_splits(root: Path, **splits: tuple[int, int]) -> Path:
+    """A SignSynth dataset of the built-in sentences in ``root``: ``train=(signers, sentences)``
+    and so on for every split named (a few seconds for a handful of sentences)."""
+    from edge_slr.data.synth.generate import SynthConfig, build_split
+
+    for split, (signers, limit) in splits.items():
+        build_split(SynthConfig(), root, split, num_signers=signers, limit=limit, progress=False)
+    return root
 
 
 # -- the tiny trained student (test_convert, test_runtimes, test_recognizer, test_device_install) --
@@ -123,3 +152,43 @@ def build_tiny_student(base: Path) -> TinyStudent:
 def tiny_student(tmp_path_factory: pytest.TempPathFactory) -> TinyStudent:
     """A tiny student trained for real on a tiny SignSynth dataset (skips without torch)."""
     return build_tiny_student(tmp_path_factory.getbasetemp())
+
+
+# -- a device install (test_device_install, test_tflite_device_install) ------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_checked(*command: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``command``; fail the test with the end of its stderr when it exits non-zero."""
+    result = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+    return result
+
+
+@pytest.fixture
+def device_venv(tmp_path: Path) -> Callable[[str], Path]:
+    """``device_venv("onnx,openvino")``: a fresh virtual environment under ``tmp_path`` with
+    edge-slr and those extras installed as a user would (pip with its dependencies, versions
+    from constraints.txt); returns its python. Needs pip's package index (or a local mirror)."""
+
+    def install(extras: str) -> Path:
+        venv = tmp_path / "device"
+        run_checked(sys.executable, "-m", "venv", venv)
+        python = venv / "bin" / "python"
+        pip = (python, "-m", "pip", "install", "-q", "--disable-pip-version-check")
+        run_checked(*pip, "-c", ROOT / "constraints.txt", f"{ROOT}[{extras}]")
+        return python
+
+    return install
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray with 2 CPUs for one test module (skips without ray)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -94,6 +94,10 @@ SPECS = {
     "tflite_interpreters": Spec(  # 49 s
         ("tflite_interpreters_smoke.json", "tflite_interpreters_smoke.md")
     ),
+    "recognize_video_modules": Spec(  # tiny student to ONNX, MediaPipe on the webcam clip
+        ("recognize_video_modules_smoke.json", "recognize_video_modules_smoke.md"),
+        shared_data=True,
+    ),
 }
 
 

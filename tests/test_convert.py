@@ -93,6 +93,26 @@ def test_openvino_fp32_is_exact_and_records_f32_hint(trained, tmp_path: Path) ->
         np.testing.assert_allclose(compiled(x)[0], reference_logits(checkpoint, x), atol=1e-4)
 
 
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_verified_settings_are_what_load_runtime_compiles_with(
+    trained, tmp_path: Path, target: str
+) -> None:
+    """Verification ran the written file on the runtime that deploys it, loaded with the sidecar
+    it then got: the settings it recorded are exactly what load_runtime gives (hints, precision,
+    threads), and another thread count is visibly another setting."""
+    checkpoint, _ = trained
+    result = convert(checkpoint, target, tmp_path)
+    recorded = read_sidecar(result.sidecar_path).verification["runtime"]
+    with load_runtime(result.model_path) as runtime:
+        assert runtime.settings == recorded
+        assert recorded["runtime"] == runtime.name == result.description.engine["name"]
+    if target == "openvino":
+        assert recorded["config"]["INFERENCE_PRECISION_HINT"] == "f32"
+        assert recorded["config"]["PERFORMANCE_HINT"] == "LATENCY"
+    with load_runtime(result.model_path, threads=1) as runtime:
+        assert runtime.settings != recorded
+
+
 def test_failed_verification_raises_and_writes_no_sidecar(trained, tmp_path: Path) -> None:
     checkpoint, _ = trained
     with pytest.raises(ConversionError, match="max \\|logit diff\\|") as info:
@@ -106,7 +126,6 @@ def test_a_fixed_time_axis_fails_verification(trained, tmp_path: Path) -> None:
     """What the dynamo exporter does silently to this model: the file rejects other lengths."""
     import warnings
 
-    from edge_slr.converters.onnx_export import ort_session, session_runner
     from edge_slr.converters.verify import Reference, VerifyConfig, compare_logits
     from edge_slr.training.checkpoint import load_student
 
@@ -123,8 +142,11 @@ def test_a_fixed_time_axis_fails_verification(trained, tmp_path: Path) -> None:
             output_names=["logits"],
         )  # no dynamic axes
     reference = Reference(model, min_length=28, feature_dim=276)
-    with pytest.raises(ConversionError, match="failed on T=28 \\(28 frames\\)"):
-        compare_logits(session_runner(ort_session(path)), reference, VerifyConfig())
+    with (
+        load_runtime(path, runtime="onnxruntime") as runtime,
+        pytest.raises(ConversionError, match="failed on T=28 \\(28 frames\\)"),
+    ):
+        compare_logits(lambda x: runtime.run(x[None])[0], reference, VerifyConfig())
 
 
 # -- INT8 ------------------------------------------------------------------------------------------
@@ -155,6 +177,7 @@ def test_openvino_int8_keeps_decodes(trained, tmp_path: Path, caplog) -> None:
     assert description.details["verified_inference_precision"] == "f32"
     with load_runtime(result.model_path) as runtime:
         assert runtime.config["INFERENCE_PRECISION_HINT"] == "f32"
+        assert runtime.settings == description.verification["runtime"]  # verified as deployed
     assert description.calibration["sequences"] == 64
     assert description.calibration["frames"]["min"] < description.calibration["frames"]["max"]
     attempts = description.details["attempts"]

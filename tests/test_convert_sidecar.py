@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_slr.converters.source import student_temporal
 from edge_slr.data.vocab import Vocabulary
 from edge_slr.errors import FormatError, InputError
 from edge_slr.landmarks.presets import get_preset
+from edge_slr.runtimes.torch_rt import student_temporal
 from edge_slr.sidecar import (
     FileInfo,
     GraphSpec,

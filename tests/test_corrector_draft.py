@@ -1,26 +1,24 @@
-"""Draft-verified greedy correction (edge_slr.training.corrector.draft).
+"""Draft-verified greedy correction (edge_slr.recognition.correction_draft) and the chain.
 
 Two kinds of model: a numpy "oracle" whose greedy output is known (to count decoder calls per
 edit) and real torch corrector stages with random weights, whose draft decoding must give what
-the training code's decoding gives: the same proposals, gate measures and decisions.
+the stepwise decoding gives: the same proposals, gate measures and decisions.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from edge_slr.data.vocab import Vocabulary
 from edge_slr.errors import InputError
-from edge_slr.training.corrector.decode import GateConfig
-from edge_slr.training.corrector.draft import (
-    DraftCorrector,
-    StageGraphs,
-    draft_greedy,
-    sidecar_graphs,
-    stepwise_greedy,
-)
-from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction import StageGraphs, run_stage
+from edge_slr.recognition.correction_chain import GraphCorrector, sidecar_graphs
+from edge_slr.recognition.correction_draft import draft_greedy
+from edge_slr.recognition.correction_gate import GateConfig
+from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
 
 GLOSSES = [f"G{i}" for i in range(20)]
 VOCAB = CorrectorVocabulary.from_sentences([GLOSSES])
@@ -46,6 +44,17 @@ def ids(*numbers: int) -> list[int]:
     return [VOCAB.encode([f"G{n}"])[0][0] for n in numbers]
 
 
+def counted(graphs: StageGraphs) -> tuple[StageGraphs, list[int]]:
+    """The graphs with their decoder calls recorded (one entry per call)."""
+    calls: list[int] = []
+
+    def decode(*args: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return graphs.decode(*args)
+
+    return replace(graphs, decode=decode), calls
+
+
 @pytest.mark.parametrize(
     ("source", "calls"),
     [
@@ -58,48 +67,54 @@ def ids(*numbers: int) -> list[int]:
     ],
 )
 def test_draft_decoding_gives_the_greedy_output_in_one_call_per_edit(source, calls) -> None:
-    graphs = oracle(ids(1, 2, 3, 4, 5, 6))
+    graphs, draft_calls = counted(oracle(ids(1, 2, 3, 4, 5, 6)))
     draft = draft_greedy(graphs, source, VOCAB)
-    step = stepwise_greedy(graphs, source, VOCAB)
-    assert draft.proposal == step.proposal == ids(1, 2, 3, 4, 5, 6)
-    assert draft.decoder_calls == calls
-    assert step.decoder_calls == 6 + 3  # one per token and <eos>, plus two scoring calls
-    assert draft.logp_proposal == pytest.approx(step.logp_proposal, abs=1e-9)
-    assert draft.logp_source == pytest.approx(step.logp_source, abs=1e-9)
+    step_graphs, step_calls = counted(oracle(ids(1, 2, 3, 4, 5, 6)))
+    step = run_stage(step_graphs, [source], VOCAB)
+    assert draft.proposal == step.proposals[0] == ids(1, 2, 3, 4, 5, 6)
+    assert len(draft_calls) == calls
+    assert len(step_calls) == 6 + 3  # one per token and <eos>, plus two scoring calls
+    assert draft.confidence == pytest.approx(step.confidence[0], abs=1e-9)
+    if draft.proposal != source:
+        margin = draft.logp_proposal - draft.logp_source
+        assert margin == pytest.approx(step.margin[0], abs=1e-9)
 
 
 def test_output_limit_and_bad_lengths() -> None:
-    # a stage that never stops is cut at 2 * len + 4 glosses, as decode.output_limit does
+    # a stage that never stops is cut at 2 * len + 4 glosses (correction.output_limit)
     endless = oracle(ids(*([1] * 60)), max_len=64)
     assert len(draft_greedy(endless, ids(1, 2), VOCAB).proposal) == 8
-    assert len(stepwise_greedy(endless, ids(1, 2), VOCAB).proposal) == 8
+    assert len(run_stage(endless, [ids(1, 2)], VOCAB).proposals[0]) == 8
     with pytest.raises(InputError, match="at most 63 glosses, got 64"):
         draft_greedy(endless, ids(*([1] * 64)), VOCAB)
     # an empty input (a previous stage dropped everything) is decoded too, as Corrector does
     assert draft_greedy(endless, [], VOCAB).proposal == ids(1, 1, 1, 1)
     with pytest.raises(InputError, match="num_stages"):
-        DraftCorrector([endless], VOCAB, [GateConfig()]).correct(["G1"], num_stages=2)
+        GraphCorrector([endless], VOCAB, [GateConfig()]).correct(["G1"], num_stages=2)
     with pytest.raises(InputError, match="one gate per stage"):
-        DraftCorrector([endless], VOCAB, [])
-    with pytest.raises(InputError, match="method"):
-        DraftCorrector([endless], VOCAB, [GateConfig()], method="beam")
+        GraphCorrector([endless], VOCAB, [])
+    with pytest.raises(InputError, match="decoding"):
+        GraphCorrector([endless], VOCAB, [GateConfig()], decoding="beam")
+    with pytest.raises(InputError, match=r"max_len must be an integer >= 3 .*got 2"):
+        StageGraphs(endless.encode, endless.decode, 2)
 
 
 def test_gate_and_unknown_glosses_in_the_chain() -> None:
     fix = oracle(ids(1, 2, 3, 4))
     off = GateConfig(min_margin=float("inf"))  # rejects every change
-    corrector = DraftCorrector([fix, fix], VOCAB, [off, GateConfig()])
-    result = corrector.correct(["G1", "G2", "G9", "G4"])
-    assert [s.accepted for s in result.stages] == [False, True]
-    assert result.glosses == ("G1", "G2", "G3", "G4") and result.changed
-    assert result.stages[0].output == ("G1", "G2", "G9", "G4")
-    # over-long and empty sentences pass through untouched
-    assert corrector.correct([]).glosses == () and corrector.correct([]).stages == ()
-    long = ["G1"] * 64
-    assert corrector.correct(long).glosses == tuple(long)
+    for decoding in ("draft", "step"):
+        corrector = GraphCorrector([fix, fix], VOCAB, [off, GateConfig()], decoding)
+        result = corrector.correct(["G1", "G2", "G9", "G4"])
+        assert [s.accepted for s in result.stages] == [False, True]
+        assert result.glosses == ("G1", "G2", "G3", "G4") and result.changed
+        assert result.stages[0].output == ("G1", "G2", "G9", "G4")
+        # over-long and empty sentences pass through untouched
+        assert corrector.correct([]).glosses == () and corrector.correct([]).stages == ()
+        long = ["G1"] * 64
+        assert corrector.correct(long).glosses == tuple(long)
     # an unknown gloss is carried as <unk> and restored
     keep = oracle([VOCAB.unk_id, *ids(2)])
-    out = DraftCorrector([keep], VOCAB, [GateConfig()]).correct(["NEU", "G2"])
+    out = GraphCorrector([keep], VOCAB, [GateConfig()]).correct(["NEU", "G2"])
     assert out.glosses == ("NEU", "G2") and not out.changed
 
 
@@ -125,20 +140,21 @@ def _compare_with_training_decoding(torch, vocab: CorrectorVocabulary) -> None:
             stage.copy_gate.bias.fill_(-3.0)
     gates = [GateConfig(min_confidence=0.05, max_edit_rate=1.0), GateConfig()]
     reference = Corrector(stages, vocab, gates)
-    draft = DraftCorrector.from_corrector(reference)
-    step = DraftCorrector.from_corrector(reference, method="step")
+    draft = GraphCorrector(reference.graphs(), vocab, gates)
+    step = GraphCorrector(reference.graphs(), vocab, gates, "step")
     rng = np.random.default_rng(0)
-    for _ in range(8):
-        sentence = list(rng.choice(GLOSSES, rng.integers(3, 12)))
-        want = reference.correct(sentence)
-        for got in (draft.correct(sentence), step.correct(sentence)):
+    sentences = [list(rng.choice(GLOSSES, rng.integers(3, 12))) for _ in range(8)]
+    batched = reference.correct_batch(sentences, batch_size=3)  # padded batches of the torch graphs
+    for sentence, want in zip(sentences, batched, strict=True):
+        one_by_one = (draft.correct(sentence), step.correct(sentence), reference.correct(sentence))
+        for got in one_by_one:
             assert got.glosses == want.glosses
             for a, b in zip(got.stages, want.stages, strict=True):
                 assert (a.proposal, a.accepted) == (b.proposal, b.accepted)
                 assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
                 assert a.margin == pytest.approx(b.margin, abs=1e-3)
                 assert a.edit_rate == b.edit_rate
-        single = DraftCorrector.from_corrector(reference).correct(sentence, num_stages=1)
+        single = GraphCorrector(reference.graphs(), vocab, gates).correct(sentence, num_stages=1)
         assert single.stages[0].output == want.stages[0].output and len(single.stages) == 1
     # each call yields at least one token, and no scoring calls: fewer calls even at random
     assert draft.decoder_calls <= step.decoder_calls - 2 * 2 * 8
@@ -149,8 +165,8 @@ def test_early_exit_when_the_gate_must_keep_the_input() -> None:
     sentence = ["G1", "G2", "G9", "G4", "G5", "G6"]
     for min_margin, accepted in ((1000.0, False), (1.0, True)):
         gates = [GateConfig(min_margin=min_margin)]
-        fast = DraftCorrector([fix], VOCAB, gates)
-        full = DraftCorrector([fix], VOCAB, gates, early_exit=False)
+        fast = GraphCorrector([fix], VOCAB, gates)
+        full = GraphCorrector([fix], VOCAB, gates, early_exit=False)
         a, b = fast.correct(sentence), full.correct(sentence)
         assert a.glosses == b.glosses
         assert a.stages[0].accepted == b.stages[0].accepted == accepted
@@ -160,13 +176,11 @@ def test_early_exit_when_the_gate_must_keep_the_input() -> None:
             assert (fast.decoder_calls, full.decoder_calls) == (1, 2)
             assert a.stages[0].margin < 1000.0
     # without the gate nothing stops early
-    assert DraftCorrector([fix], VOCAB, gates).correct(sentence, gate=False).changed
+    assert GraphCorrector([fix], VOCAB, gates).correct(sentence, gate=False).changed
 
 
-def test_vocabulary_gates_and_graphs_from_a_sidecar() -> None:
+def test_graph_files_from_a_sidecar() -> None:
     sidecar = {
-        "vocabulary": VOCAB.to_dict(),
-        "source": {"kind": "corrector", "gates": [GateConfig(0.5, 2.0).to_dict()] * 2},
         "graphs": [
             {"role": f"stage{i}.{part}", "file": {"name": f"c-stage{i}-{part}.onnx"}}
             for i in (1, 0)
@@ -177,52 +191,5 @@ def test_vocabulary_gates_and_graphs_from_a_sidecar() -> None:
         ("c-stage0-encoder.onnx", "c-stage0-decoder.onnx"),
         ("c-stage1-encoder.onnx", "c-stage1-decoder.onnx"),
     ]
-    fix = oracle(ids(1, 2))
-    corrector = DraftCorrector.from_sidecar(sidecar, [fix, fix])
-    assert corrector.vocab == VOCAB and corrector.gates == [GateConfig(0.5, 2.0)] * 2
     with pytest.raises(InputError, match="no corrector graphs"):
         sidecar_graphs({"graphs": []})
-    with pytest.raises(InputError, match="not a corrector sidecar"):
-        DraftCorrector.from_sidecar({"vocabulary": VOCAB.to_dict()}, [fix])
-
-
-@pytest.mark.slow
-def test_exported_onnx_graphs_decode_as_torch(tmp_path) -> None:
-    """The real converter's ONNX graphs on ONNX Runtime give torch's corrections."""
-    torch = pytest.importorskip("torch")
-    ort = pytest.importorskip("onnxruntime")
-    import json
-
-    from edge_slr.converters import convert
-    from edge_slr.training.corrector import Corrector, CorrectorDims, build_stages, save_corrector
-
-    vocab = CorrectorVocabulary(Vocabulary.from_sentences([GLOSSES], oov="unk"))
-    torch.manual_seed(1)
-    dims = CorrectorDims(len(vocab), d_model=32, n_heads=2, encoder_layers=2, ff_dim=64)
-    reference = Corrector(build_stages(dims, vocab.pad_id), vocab, [GateConfig()] * 2)
-    save_corrector(tmp_path / "model", reference, {})
-    convert(tmp_path / "model", "onnx", tmp_path / "onnx")
-    sidecar = json.loads(next((tmp_path / "onnx").glob("*.json")).read_text())
-
-    def session(name: str):
-        return ort.InferenceSession(
-            str(tmp_path / "onnx" / name), providers=["CPUExecutionProvider"]
-        )
-
-    stages = []
-    for enc_name, dec_name in sidecar_graphs(sidecar):
-        enc, dec = session(enc_name), session(dec_name)
-        stages.append(
-            StageGraphs(
-                lambda src, e=enc: e.run(None, {"src": src})[0],
-                lambda tgt, mem, src, d=dec: d.run(None, {"tgt": tgt, "memory": mem, "src": src})[
-                    0
-                ],
-                dims.max_len,
-            )
-        )
-    converted = DraftCorrector.from_sidecar(sidecar, stages)
-    rng = np.random.default_rng(1)
-    for _ in range(6):
-        sentence = list(rng.choice(GLOSSES, rng.integers(3, 15)))
-        assert converted.correct(sentence).glosses == reference.correct(sentence).glosses

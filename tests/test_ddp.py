@@ -22,34 +22,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import TINY_TRAINING, synth_splits  # noqa: E402
+
 from edge_slr.training.checkpoint import load_checkpoint  # noqa: E402
 from edge_slr.training.config import load_config  # noqa: E402
 from edge_slr.training.models import build_student  # noqa: E402
 
-SETTINGS = [
-    "model.conv_channels=[16,16,32,32]",
-    "model.lstm_hidden=16",
-    "model.lstm_layers=1",
-    "model.dropout=0.0",
-    "train.batch_size=2",
-    "train.lr=1e-2",
-    "train.epochs=2",
-    "train.beam_width=0",
-    "train.num_threads=1",
-    "train.progress=false",
-    'train.device="cpu"',
-]
+SETTINGS = [*TINY_TRAINING, "train.epochs=2", 'train.device="cpu"']
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few training sentences (two global batches of 4) and dev sentences."""
-    from edge_slr.data.synth.generate import SynthConfig, build_split
-
-    root = tmp_path_factory.mktemp("ddp") / "synth"
-    build_split(SynthConfig(), root, "train", num_signers=2, limit=4, progress=False)
-    build_split(SynthConfig(), root, "dev", num_signers=1, limit=2, progress=False)
-    return root
+    return synth_splits(tmp_path_factory.mktemp("ddp") / "synth", train=(2, 4), dev=(1, 2))
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

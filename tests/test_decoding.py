@@ -102,12 +102,12 @@ def test_forward_and_forced_alignment_match_brute_force() -> None:
 def test_unpruned_search_keeps_exact_prefix_probabilities() -> None:
     # Results report the exact forward log-prob, which would hide a wrong recursion inside the
     # search; so check the search's own per-prefix probabilities against brute force.
-    from edge_slr.decoding.search import _candidates, _search
+    from edge_slr.decoding.search import _candidates, _Fusion, _search
 
     for lp in tiny_cases(15, seed=15):
         labellings, _ = brute_force(lp)
         candidates = _candidates(lp, 0, None, 0.0)
-        tree, final = _search(lp, 5000, 0, None, 1.0, candidates)
+        tree, final = _search(lp, 5000, 0, _Fusion(None, 1.0, 0.0), candidates)
         found = {tree.tokens(node): value for value, node in final}
         reachable = {k: v for k, v in labellings.items() if v > -math.inf}
         assert found.keys() == reachable.keys()
@@ -284,6 +284,91 @@ def test_bad_lm() -> None:
         beam_search(lp, lm="bigram.arpa")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="lm_weight must be finite and >= 0"):
         beam_search(lp, lm=lambda p, t: 0.0, lm_weight=-1.0)
+
+
+class BigramLM:
+    """A normalised bigram over tokens 1..V-1 and the end (token -1), with the decoder's hooks."""
+
+    max_log_prob = 0.0
+
+    def __init__(self, vocab: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        # row: previous token (0 = sentence start); column: next token, the last is the end
+        self.table = np.log(rng.dirichlet(np.full(vocab, 0.5), size=vocab))
+
+    def __call__(self, prefix: tuple[int, ...], token: int) -> float:
+        return float(self.table[prefix[-1] if prefix else 0, token - 1])
+
+    def final(self, prefix: tuple[int, ...]) -> float:
+        return float(self.table[prefix[-1] if prefix else 0, -1])
+
+    def total(self, tokens: tuple[int, ...]) -> float:
+        return sum(self(tokens[:i], t) for i, t in enumerate(tokens)) + self.final(tokens)
+
+
+class Unbounded:
+    """The same LM without ``max_log_prob``: the search may not skip any prefix."""
+
+    def __init__(self, lm: BigramLM) -> None:
+        self.lm = lm
+
+    def __call__(self, prefix: tuple[int, ...], token: int) -> float:
+        return self.lm(prefix, token)
+
+    def final(self, prefix: tuple[int, ...]) -> float:
+        return self.lm.final(prefix)
+
+
+def test_fusion_with_insertion_bonus_matches_brute_force() -> None:
+    for case, lp in enumerate(tiny_cases(12, seed=16)):
+        lm = BigramLM(lp.shape[1], seed=case)
+        labellings, _ = brute_force(lp)
+        for weight, bonus in ((0.0, 1.5), (0.7, 0.0), (0.7, 2.0), (1.5, -0.5)):
+            scores = {
+                tokens: value + weight * lm.total(tokens) + bonus * len(tokens)
+                for tokens, value in labellings.items()
+            }
+            target = max(scores, key=scores.__getitem__)
+            result = beam_search(lp, lm=lm, lm_weight=weight, insertion_bonus=bonus, **EXACT)
+            assert result.tokens == target
+            assert result.lm_log_prob == pytest.approx(lm.total(target))  # with the end score
+            assert result.log_prob == pytest.approx(labellings[target], abs=1e-9)
+
+
+def test_bounded_lm_pruning_changes_nothing() -> None:
+    # An LM that declares max_log_prob = 0 lets the search skip prefixes that cannot enter the
+    # beam; the same LM without the declaration searches everything: same n-best lists.
+    rng = np.random.default_rng(18)
+    for case in range(15):
+        logits = rng.normal(size=(30, 25)) * 3
+        logits[:, 0] += rng.uniform(0, 4)
+        lp = log_softmax(logits)
+        lm = BigramLM(25, seed=case)
+        for weight, bonus in ((0.5, 0.0), (1.0, 2.0), (0.3, -1.0)):
+            options = {"nbest": 4, "beam_width": 6, "lm_weight": weight, "insertion_bonus": bonus}
+            bounded = beam_search_nbest(lp, lm=lm, **options)
+            assert bounded == beam_search_nbest(lp, lm=Unbounded(lm), **options)
+
+
+def test_insertion_bonus_alone_favours_longer_labellings() -> None:
+    lp = peaked([0, 1, 0, 2, 0, 1], vocab=3, peak=0.5)
+    plain = beam_search(lp)
+    longer = beam_search(lp, insertion_bonus=3.0)
+    assert len(longer.tokens) > len(plain.tokens)
+    assert beam_search(lp, insertion_bonus=0.0) == plain
+
+
+def test_bad_insertion_bonus_and_end_score() -> None:
+    lp = peaked([0, 1])
+    with pytest.raises(InputError, match="insertion_bonus must be a finite number, got nan"):
+        beam_search(lp, insertion_bonus=math.nan)
+
+    class BadEnd(BigramLM):
+        def final(self, prefix: tuple[int, ...]) -> float:
+            return math.nan
+
+    with pytest.raises(InputError, match="language model returned nan for the end"):
+        beam_search(lp, lm=BadEnd(4, seed=0))
 
 
 # ---------------------------------------------------------------- batches

@@ -1,9 +1,9 @@
 """A device install (engines only: no torch, no TensorFlow, no MediaPipe) runs the Recognizer.
 
-Creates a fresh virtual environment, installs edge-slr with the runtime engines of the [onnx],
-[openvino] and [tflite] extras (``--no-deps`` with the engines' own runtime dependencies listed
-explicitly, pinned by constraints.txt: the converters' nncf, onnx and TensorFlow stay out), and
-runs a converted model directory there on every engine. Slow: about a minute, most of it pip.
+Creates a fresh virtual environment, installs edge-slr with the [onnx], [openvino] and [tflite]
+extras as a user would (pip with dependencies, constraints.txt): they carry the runtimes only, so
+the converters' nncf, onnx and TensorFlow stay out, which the test checks. It runs a converted
+model directory there on every engine. Slow: about a minute, most of it pip.
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_checked as run
 
-ROOT = Path(__file__).resolve().parents[1]
-# What a device needs to run converted models: the engines and what they import at run time.
-DEVICE_PACKAGES = (
-    "numpy", "onnxruntime", "flatbuffers", "packaging", "protobuf", "openvino",
-    "openvino-telemetry", "ai-edge-litert", "backports.strenum", "ml_dtypes", "tqdm",
-    "typing-extensions",
-)  # fmt: skip
-HEAVY = ("torch", "tensorflow", "tf_keras", "nncf", "onnx", "mediapipe", "cv2")
+DEVICE_EXTRAS = "onnx,openvino,tflite"
+# distributions only training and conversion need: none of them may come with the device extras
+NOT_ON_A_DEVICE = {"torch", "tensorflow", "tf-keras", "nncf", "onnx", "mediapipe", "scipy",
+                   "scikit-learn", "matplotlib"}  # fmt: skip
+HEAVY = ("torch", "tensorflow", "tf_keras", "nncf", "onnx", "mediapipe", "cv2", "scipy", "sklearn")
 
 _spec = importlib.util.spec_from_file_location(
     "_runtime_models", Path(__file__).with_name("test_runtimes.py")
@@ -37,7 +35,7 @@ RUN = """
     import json, sys, time
     started = time.perf_counter()
     from edge_slr.landmarks import load_landmarks
-    from edge_slr.recognizer import Recognizer
+    from edge_slr import Recognizer
     from edge_slr.runtimes import available_runtimes
 
     model_dir, landmark_file, checkpoint = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -62,23 +60,15 @@ RUN = """
 """
 
 
-def run(*command: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
-    return result
-
-
 @pytest.mark.slow
 def test_device_install_runs_the_recognizer_without_torch(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, record_property
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, record_property, device_venv
 ) -> None:
     pytest.importorskip("tensorflow")  # the model directory needs a TFLite conversion too
     models = runtime_models.trained_models(tmp_path_factory.getbasetemp())
+    from edge_slr import Recognizer
     from edge_slr.data.dataset import LandmarkDataset
     from edge_slr.landmarks import save_landmarks
-    from edge_slr.recognizer import Recognizer
 
     item = LandmarkDataset(models.data, "dev")[0]
     landmarks = tmp_path / "clip.npz"
@@ -88,13 +78,11 @@ def test_device_install_runs_the_recognizer_without_torch(
     corrected_dir, corrected = _with_converted_corrector(tmp_path_factory, models, expected)
 
     started = time.perf_counter()
-    venv = tmp_path / "device"
-    run(sys.executable, "-m", "venv", venv)
-    python = venv / "bin" / "python"
-    pip = (python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps")
-    run(*pip, "-c", ROOT / "constraints.txt", *DEVICE_PACKAGES)
-    run(*pip, ROOT)
+    python = device_venv(DEVICE_EXTRAS)
     install_seconds = time.perf_counter() - started
+    installed = run(python, "-m", "pip", "list", "--format=json").stdout
+    installed_names = {p["name"].lower().replace("_", "-") for p in json.loads(installed)}
+    assert not installed_names & NOT_ON_A_DEVICE, installed_names & NOT_ON_A_DEVICE
     code = textwrap.dedent(RUN).replace("HEAVY", repr(HEAVY))
     argv = (models.model_dir, landmarks, models.checkpoint, *corrected_dir)
     out = json.loads(run(python, "-c", code, *argv).stdout.splitlines()[-1])

@@ -315,7 +315,7 @@ def test_ray_driver_killed_its_actors_and_local_ray_end(shared_data: Path, tmp_p
     run = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "RAY_ADDRESS": ""})
     _wait_for(lambda: any(out.rglob("clip*.npz")) or run.poll() is not None, 300, "an output")
     processes = _descendants(run.pid)
-    actors = [p for p in processes if _cmdline(p).startswith("ray::ExtractorActor")]
+    actors = [p for p in processes if _cmdline(p).startswith("ray::TaskActor")]
     assert run.poll() is None and actors
     run.send_signal(signal.SIGKILL)
     run.wait()
@@ -352,21 +352,73 @@ def test_local_driver_killed_its_workers_die_and_the_rerun_resumes(
     assert len(list(out.rglob("*.npz"))) == 6 and not _leftovers(out)
 
 
+# ---- fsspec URLs ---------------------------------------------------------------------------------
+
+
+def test_outputs_to_a_file_url_on_the_local_pool(small_tree, tmp_path: Path) -> None:
+    pytest.importorskip("fsspec")
+    tree, reference = small_tree
+    out = tmp_path / "out"
+    url = out.as_uri()  # file:///...: every write goes through fsspec
+    jobs = [j for j in jobs_for_inputs([tree], url) if j.id in reference]
+    assert all(isinstance(j.output, str) and j.output.startswith("file://") for j in jobs)
+    summary = run_batch(jobs, workers=2, progress=False)
+    assert {o.status for o in summary.outcomes} == {"done"}, summary.failures
+    for name, data in reference.items():
+        np.testing.assert_array_equal(load_landmarks(out / f"{name}.npz").data, data)
+    assert set(_records(out)) == set(reference) and not _leftovers(out)
+    assert summary.write_json(f"{url}/summary.json") == f"{url}/summary.json"
+    assert json.loads((out / "summary.json").read_text())["done"] == len(reference)
+    again = run_batch(jobs, workers=2, progress=False)
+    assert {o.status for o in again.outcomes} == {"skipped"}
+
+
+def test_outputs_to_a_memory_url_resume_and_stale_temporaries(small_tree, tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    tree, reference = small_tree
+    fs = fsspec.filesystem("memory")
+    url = f"memory://edge-slr-test-{os.getpid()}/out"
+    fs.pipe(f"{url}/train/.clipB.partial-1.npz", b"half")  # left by a killed writer
+    jobs = [j for j in jobs_for_inputs([tree], url) if j.id.startswith("train/")]
+    try:
+        assert {o.status for o in run_batch(jobs, progress=False).outcomes} == {"done"}
+        for job in jobs:
+            local = tmp_path / f"{job.id.replace('/', '_')}.npz"
+            fs.get(job.output, str(local))
+            np.testing.assert_array_equal(load_landmarks(local).data, reference[job.id])
+        assert not fs.exists(f"{url}/train/.clipB.partial-1.npz")
+        lines = fs.cat(f"{url}/train/{MANIFEST_NAME}").decode().splitlines()  # the jobs' folder
+        assert sorted(json.loads(line)["output"] for line in lines) == sorted(
+            f"{j.id.split('/')[1]}.npz" for j in jobs
+        )
+        fs.rm(jobs[0].output)  # an output gone: only it is redone
+        status = [o.status for o in run_batch(jobs, progress=False).outcomes]
+        assert status == ["done", "skipped"]
+    finally:
+        fs.rm(url.rsplit("/", 1)[0], recursive=True)
+
+
+def test_bad_urls_are_clear_errors(tmp_path: Path) -> None:
+    pytest.importorskip("fsspec")
+    from edge_slr.errors import MissingDependencyError
+    from edge_slr.landmarks.batch import extract_corpus_split
+
+    with pytest.raises(InputError, match="not a URL fsspec can open"):
+        jobs_for_inputs([tmp_path / "a.mp4"], "nosuchprotocol://bucket/out")
+    if importlib.util.find_spec("s3fs") is None:
+        with pytest.raises(MissingDependencyError, match="s3://bucket/out"):
+            jobs_for_inputs([tmp_path / "a.mp4"], "s3://bucket/out")
+    with pytest.raises(InputError, match="landmark dataset .* to a local or mounted folder"):
+        extract_corpus_split("phoenix2014t", tmp_path, "dev", "memory://x/out")
+
+
 # ---- Ray ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def _actor_pids() -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and _cmdline(int(proc.name)).startswith("ray::ExtractorActor"):
+        if proc.name.isdigit() and _cmdline(int(proc.name)).startswith("ray::TaskActor"):
             pids.append(int(proc.name))
     return pids
 

@@ -172,6 +172,15 @@ def test_litert_set_runs_real_crops_and_checks_input(calibration) -> None:
             models.run("hand_landmark", np.zeros((1, 256, 256, 3), np.float32))
         with pytest.raises(InputError, match="unknown Holistic model role 'palm'"):
             models.run("palm", np.zeros((1, 224, 224, 3), np.float32))
+        # A replica runs the same files on runtimes of its own (one per concurrent caller).
+        crop = calibration.images("hand_landmark", True)[0]
+        with models.replicate(("hand_recrop", "hand_landmark")) as replica:
+            assert set(replica.runtimes) == {"hand_recrop", "hand_landmark"}
+            assert replica.runtimes["hand_landmark"] is not models.runtimes["hand_landmark"]
+            again = replica.run("hand_landmark", crop)
+            assert np.array_equal(again["landmarks"], hands[0]["landmarks"])
+        with pytest.raises(InputError, match="cannot replicate roles"):
+            models.replicate(("palm",))
 
 
 @needs_openvino
@@ -183,6 +192,8 @@ def test_openvino_fp32_matches_litert_on_real_crops(cache: Path, calibration) ->
     with hm.load_holistic_models("openvino", cache_dir=cache, threads=2) as models:
         assert all(r.threads == 2 for r in models.runtimes.values())
         assert all(r.config["INFERENCE_PRECISION_HINT"] == "f32" for r in models.runtimes.values())
+        # unpinned, so that models run from two threads do not share one core
+        assert all(r.config["ENABLE_CPU_PINNING"] == "NO" for r in models.runtimes.values())
         got = _check_stable_outputs(models, inputs)
         info = models.info
     assert info["pose_landmark"]["pruned_outputs"] == ["segmentation", "world_landmarks"]
@@ -290,7 +301,7 @@ def test_int8_needs_real_calibration(tmp_path: Path) -> None:
 def test_int8_build_and_verification_on_real_crops(cache: Path, calibration) -> None:
     roles = ("hand_recrop", "face_landmark")  # the quick ones; all five in the slow test
     built = hm.build_holistic_models(
-        "openvino-int8", cache_dir=cache, calibration=calibration, roles=roles
+        "openvino-int8", cache_dir=cache, calibration=calibration, roles=roles, int8_roles=roles
     )
     for role in roles:
         sidecar = json.loads(hm.sidecar_of(built[role].path).read_text())
@@ -331,7 +342,7 @@ def test_int8_set_loads_and_agrees_with_fp32(cache: Path, calibration) -> None:
     with hm.load_holistic_models("openvino", cache_dir=cache) as models:
         expected = _check_stable_outputs(models, inputs)
     with hm.load_holistic_models(
-        "openvino-int8", cache_dir=cache, calibration=calibration
+        "openvino-int8", cache_dir=cache, calibration=calibration, int8_roles=hm.MODEL_ROLES
     ) as models:
         got = _check_stable_outputs(models, inputs)
         info = models.info
@@ -339,6 +350,12 @@ def test_int8_set_loads_and_agrees_with_fp32(cache: Path, calibration) -> None:
         assert info[role]["precision"] == "int8"
         agreement = hm.compare_outputs(role, expected[role], got[role])
         assert agreement["mean_point_error"] < 0.03, (role, agreement)
+    # By default only the roles INT8 speeds up without VNNI and keeps accurate are INT8.
+    with hm.load_holistic_models(
+        "openvino-int8", cache_dir=cache, calibration=calibration
+    ) as models:
+        precision = {role: i["precision"] for role, i in models.info.items()}
+    assert precision == {r: "int8" if r in hm.DEFAULT_INT8_ROLES else "fp32" for r in precision}
 
 
 @pytest.mark.slow

@@ -209,6 +209,30 @@ def test_pipeline_options_reject_bad_values():
         PipelineOptions(clock_fps=0)
     with pytest.raises(InputError, match="smooth_landmarks"):
         PipelineOptions(smooth_landmarks="yes")  # type: ignore[arg-type]
+    for bad in (0, 4, True, 2.0):
+        with pytest.raises(InputError, match=r"part_workers must be 1, 2 or 3.*got"):
+            PipelineOptions(part_workers=bad)  # type: ignore[arg-type]
+
+
+def test_stage_profile_accounts_for_the_whole_frame():
+    from edge_slr.landmarks.holistic.profile import FRAME, StageProfile
+
+    profile = StageProfile()
+    assert profile.rows() == []  # nothing timed yet
+    for _ in range(2):
+        with profile.stage(FRAME):
+            with profile.stage("model hand_landmark"):
+                sum(range(20000))
+            with profile.stage("model hand_landmark"):
+                sum(range(20000))
+    rows = {row["stage"]: row for row in profile.rows()}
+    assert profile.frames == 2 and set(rows) == {"model hand_landmark", "other", "total"}
+    assert rows["model hand_landmark"]["calls_per_frame"] == 2.0
+    parts = rows["model hand_landmark"]["ms_per_frame"] + rows["other"]["ms_per_frame"]
+    assert parts == pytest.approx(rows["total"]["ms_per_frame"], abs=0.01)
+    assert 0 < rows["model hand_landmark"]["share"] <= 1.0
+    profile.reset()
+    assert profile.rows() == []
 
 
 # -- the real pipeline against MediaPipe's graph ---------------------------------------------------
@@ -324,6 +348,52 @@ def test_video_frames_and_images_follow_the_extractor_contract(shared_data, tmp_
         HolisticEngineExtractor.create_from_options(
             HolisticOptions(refine_face_landmarks=True), engine="litert", cache_dir=cache
         )
+
+
+@needs_engines
+def test_part_workers_and_pipelining_give_the_same_landmarks(shared_data, tmp_path_factory):
+    import threading
+
+    from edge_slr.landmarks.extract import HolisticOptions
+    from edge_slr.landmarks.holistic import HolisticEngineExtractor
+    from edge_slr.landmarks.video import open_frames
+
+    video = shared_file(shared_data, AUTSL)
+    cache = tmp_path_factory.mktemp("holistic-parts")
+    frames = [f for _, f in zip(range(12), open_frames(video).frames(), strict=False)]
+    results = {}
+    for workers, mode in ((1, "process"), (2, "process"), (2, "submit")):
+        with HolisticEngineExtractor.create_from_options(
+            HolisticOptions(part_workers=workers), engine="litert", cache_dir=cache
+        ) as extractor:
+            pipeline = extractor.pipeline
+            # With two workers the right hand runs on its own hand models, the rest shared.
+            right = pipeline._hand_models["right_hand"]
+            assert (right is pipeline.models) == (workers == 1)
+            profile = pipeline.enable_profile()
+            if mode == "submit":  # pipelined: one frame's hands overlap the next one's pose
+                futures = [extractor.submit_video_frame(f, 40 * i) for i, f in enumerate(frames)]
+                results[workers, mode] = np.stack([f.result() for f in futures])
+                with pytest.raises(InputError, match="strictly increase"):
+                    extractor.submit_video_frame(frames[0], 0)
+                continue
+            results[workers, mode] = np.stack(
+                [extractor.extract_video_frame(f, 40 * i) for i, f in enumerate(frames)]
+            )
+            rows = {row["stage"]: row for row in profile.rows()}
+        assert profile.frames == len(frames)
+        assert rows["model pose_landmark"]["calls_per_frame"] == 1.0
+        assert rows["model hand_landmark"]["calls_per_frame"] > 0
+        assert rows["crop"]["calls_per_frame"] >= 2.0
+    first = results[1, "process"]
+    assert first[:, 501:, 3].any()  # hands found, so the parallel path did work
+    assert np.array_equal(first, results[2, "process"])
+    assert np.array_equal(first, results[2, "submit"])
+    assert not [t for t in threading.enumerate() if t.name.startswith("edge-slr-holistic")]
+    with pytest.raises(InputError, match="closed"):
+        extractor.submit_video_frame(frames[0], 10_000)
+    with pytest.raises(InputError, match="part_workers"):
+        HolisticOptions(part_workers=5)
 
 
 @needs_engines

@@ -381,7 +381,7 @@ def onnx_model(tiny_student, tmp_path_factory) -> Path:
 
 def test_nan_coded_file_recognises_like_the_zeroed_file(tmp_path, tiny_student, onnx_model):
     from edge_slr.data.dataset import LandmarkDataset
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     source = LandmarkDataset(tiny_student.data, "dev")[0].landmarks
     data = source.data.copy()

@@ -1,4 +1,4 @@
-"""Live mode (edge_slr.live): the same glosses as offline, counted drops, bounded queues, clean
+"""Live mode (edge_slr.recognition.live): the same glosses as offline, counted drops, bounded queues, clean
 shutdown on close, KeyboardInterrupt and an exception in every stage.
 
 Recognition is real (the session's tiny student, converted to ONNX). Where the queueing is under
@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 
 from edge_slr.errors import InputError
-from edge_slr.live import (
+from edge_slr.recognition.live import (
     THREAD_PREFIX,
     LiveOptions,
     LiveRecognizer,
     LiveStageError,
     play,
 )
-from edge_slr.recognizer import Recognizer, RecognizerOptions
+from edge_slr.recognition.options import RecognizerOptions
+from edge_slr.recognition.recognizer import Recognizer
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")

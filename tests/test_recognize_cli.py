@@ -78,7 +78,7 @@ def test_overlay_of_the_webcam_clip(shared_data: Path, onnx_dir: Path, tmp_path:
 def test_camera_loop_on_a_video_file_gives_the_offline_result(
     shared_data: Path, onnx_dir: Path, tmp_path: Path, capsys
 ) -> None:
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     video = shared_file(shared_data, WEBCAM)
     with Recognizer.create_from_model_dir(onnx_dir) as rec:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from edge_slr.errors import FormatError, InputError
-from edge_slr.recognizer import Recognizer, RecognizerOptions
+from edge_slr.recognition.options import RecognizerOptions
+from edge_slr.recognition.recognizer import Recognizer
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")

@@ -211,7 +211,7 @@ def test_recognizer_corrects_with_the_converted_corrector(
     model_dir: Path, corrector_dir: Path, reference, tmp_path_factory, caplog
 ) -> None:
     from edge_slr.data.dataset import LandmarkDataset
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
     from edge_slr.runtimes import RuntimeCorrector
 
     student = build_tiny_student(tmp_path_factory.getbasetemp())
@@ -241,8 +241,8 @@ def test_recognizer_corrects_with_the_converted_corrector(
 def test_torch_folder_is_used_only_when_asked_or_alone(
     model_dir: Path, corrector_dir: Path, tmp_path: Path
 ) -> None:
-    from edge_slr.recognizer import load_corrector
     from edge_slr.runtimes import RuntimeCorrector
+    from edge_slr.runtimes.corrector import load_corrector
     from edge_slr.training.corrector import Corrector
 
     both = tmp_path / "both"
@@ -258,18 +258,54 @@ def test_torch_folder_is_used_only_when_asked_or_alone(
     assert load_corrector(tmp_path, None) is None
 
 
-@pytest.mark.slow
-def test_a_tflite_corrector_through_the_registry(
-    corrector_dir: Path, reference, noisy: list, tmp_path: Path
-) -> None:
-    """The TFLite conversion (a TensorFlow rebuild, batch 1) runs on LiteRT like the others."""
+ENGINE_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
+
+
+def engine_folder(corrector_dir: Path, runtime: str) -> Path:
+    """The converted corrector an engine runs: the ONNX graphs, for LiteRT a TFLite conversion
+    (a TensorFlow rebuild of the stages, batch 1)."""
+    if runtime != "litert":
+        return corrector_dir
     pytest.importorskip("tensorflow")
-    pytest.importorskip("ai_edge_litert")
     from edge_slr.converters import convert
+
+    out = corrector_dir.parent / "tflite-corrector"
+    if not (out / "done").exists():
+        convert(corrector_dir / "corrector", "tflite", out)
+        (out / "done").touch()
+    return out
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        "onnxruntime",
+        pytest.param("openvino", marks=pytest.mark.slow),
+        pytest.param("litert", marks=pytest.mark.slow),
+    ],
+)
+def test_torch_and_every_engine_decode_alike_through_the_one_decoder(
+    corrector_dir: Path, reference, noisy: list, runtime: str
+) -> None:
+    """Greedy (draft and stepwise, gated and not) and beam search over the torch stages (padded
+    batches) and over an engine's graphs (batch 1): the same corrections and decisions."""
+    pytest.importorskip(ENGINE_MODULES[runtime])
+    from edge_slr.recognition.correction_chain import GraphCorrector
     from edge_slr.runtimes import load_runtime_corrector
 
-    convert(corrector_dir / "corrector", "tflite", tmp_path)
-    with load_runtime_corrector(tmp_path, decoding="step") as converted:
-        assert converted.name == "litert"
-        same(converted.correct_batch(noisy), reference.correct_batch(noisy))
-        same(converted.correct_batch(noisy, gate=False), reference.correct_batch(noisy, gate=False))
+    few = noisy[:6] if runtime == "openvino" else noisy  # OpenVINO: slow per call (see registry)
+    with load_runtime_corrector(engine_folder(corrector_dir, runtime), runtime) as converted:
+        assert converted.name == runtime
+        for decoding in ("draft", "step"):
+            # no early exit: a rejected stage's proposal is then complete, as torch's
+            engine = GraphCorrector(
+                converted.graphs, converted.vocab, converted.gates, decoding, early_exit=False
+            )
+            torch_stages = reference.graph_corrector(decoding)
+            for gate in (True, False):
+                same(
+                    engine.correct_batch(few, gate=gate), torch_stages.correct_batch(few, gate=gate)
+                )
+        beam = converted.correct_batch(noisy[:6], beam_size=3, gate=False)
+    same(beam, reference.correct_batch(noisy[:6], beam_size=3, gate=False))
+    assert sum(c.changed for c in beam) >= 2  # the stages do propose changes

@@ -364,3 +364,42 @@ def test_litert_quantizes_int8_inputs_and_dequantizes_outputs(tmp_path: Path) ->
     # and close to the float model: typically within a quantisation step or two (the few
     # values beyond the calibrated range clip)
     assert np.median(np.abs(got - model(x).numpy())) < 2 * scale
+
+
+# -- sidecar hashing ----------------------------------------------------------------------------------
+
+
+def test_recognizer_creation_hashes_each_model_file_once(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating a Recognizer reads the model directory's sidecars several times (the student,
+    then the corrector search); each settled file is hashed once, and a change is still caught."""
+    import shutil
+    import time
+    from collections import Counter
+
+    from edge_slr import Recognizer, sidecar
+
+    folder = tmp_path / "models"
+    shutil.copytree(models.model_dir, folder)
+    time.sleep(sidecar.SETTLED_SECONDS + 0.2)  # fresh copies are hashed every time until then
+    hashed: Counter[str] = Counter()
+    real_hash = sidecar._hash_file
+
+    def counting_hash(path: Path) -> str:
+        hashed[path.name] += 1
+        return real_hash(path)
+
+    monkeypatch.setattr(sidecar, "_hash_file", counting_hash)
+    Recognizer.create_from_model_dir(folder).close()
+    model_files = {p.name for p in folder.iterdir() if not p.name.endswith(".json")}
+    assert set(hashed) == model_files and set(hashed.values()) == {1}, hashed
+    Recognizer.create_from_model_dir(folder).close()
+    assert set(hashed.values()) == {1}, hashed  # the second creation hashed nothing
+
+    onnx = folder / "student.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-1] ^= 1  # same size, other content
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="sha256 .* does not match"):
+        load_runtime(onnx)

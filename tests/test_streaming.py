@@ -21,12 +21,9 @@ from conftest import build_tiny_student
 from edge_slr.errors import InputError
 from edge_slr.landmarks.layout import LEFT_SHOULDER, RIGHT_SHOULDER
 from edge_slr.landmarks.presets import get_preset, shoulder_reference
-from edge_slr.streaming import (
-    FrameRateAdapter,
-    RunningShoulders,
-    resample_indices,
-    window_features,
-)
+from edge_slr.recognition.clock import FrameRateAdapter, resample_indices
+from edge_slr.recognition.stream import RunningShoulders
+from edge_slr.recognition.windows import window_features
 
 
 def frames(count: int, seed: int = 0) -> np.ndarray:
@@ -76,8 +73,10 @@ def test_running_shoulders_are_medians_over_bounded_history() -> None:
 def test_a_window_with_nobody_in_view_clears_the_running_reference() -> None:
     """A new person after a pause gets their own reference, not the previous person's."""
     from edge_slr.decoding import greedy_decode
+    from edge_slr.recognition.results import Timings
+    from edge_slr.recognition.stream import LandmarkStream, StreamDecoder
+    from edge_slr.recognition.windows import WindowPlan
     from edge_slr.sidecar import TemporalSpec
-    from edge_slr.streaming import LandmarkStream, StreamDecoder, Timings, WindowPlan
 
     plan = WindowPlan.for_model(TemporalSpec(4, 29, 28, 8), window=64, hop=16)
     labels = ("<blank>", "A")
@@ -187,7 +186,7 @@ def test_sidecar_records_the_training_frame_rate(onnx_dir: Path, tmp_path: Path)
     import json
     import shutil
 
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
     from edge_slr.sidecar import DEFAULT_FPS, read_sidecar
 
     assert read_sidecar(onnx_dir / "student.onnx.json").fps == 25.0  # the SignSynth data's
@@ -211,7 +210,7 @@ def test_sidecar_records_the_training_frame_rate(onnx_dir: Path, tmp_path: Path)
 
 def test_30_fps_input_is_resampled_to_the_model_rate(onnx_dir: Path, dev) -> None:
     """A 25 fps sentence filmed at 30 fps (frames repeated) recognises like the original."""
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     items = [item for item in dev[:6]]
     with Recognizer.create_from_model_dir(onnx_dir) as rec:
@@ -236,7 +235,7 @@ def test_stream_normalisation_follows_the_offline_recognition(onnx_dir: Path, de
     falls back to each window's bounding box there; the running medians keep the reference.
     Without such a stretch both agree with the offline result alike (measured: 0.045 each).
     """
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     signers = sorted({item.signer for item in dev})
     worse = {"window": [], "running": []}
@@ -256,7 +255,7 @@ def test_stream_normalisation_follows_the_offline_recognition(onnx_dir: Path, de
 
 
 def test_long_offline_input_is_normalised_by_the_whole_recording(onnx_dir: Path, dev) -> None:
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     signer = dev[0].signer
     data = np.concatenate([i.landmarks.data for i in dev if i.signer == signer])

@@ -1,9 +1,9 @@
 """A board with tflite-runtime 2.14 (and nothing else) runs the FP32 and the compat INT8 student.
 
-Creates a fresh virtual environment with only ``tflite-runtime==2.14.0``, numpy 1.26.4 and
-edge-slr (``--no-deps``: nothing from the extras), and recognises a dev clip of the tiny trained
-student with the FP32 model and the ``--compat tflite-runtime-2.14`` INT8 model there: the same
-glosses as on ai-edge-litert here. The default INT8 model (FULLY_CONNECTED v12) is refused there
+Creates a fresh virtual environment with edge-slr and its [tflite-runtime] extra (pip with
+dependencies, constraints.txt: tflite-runtime 2.14.0 and numpy 1.26.4, nothing else), and
+recognises a dev clip of the tiny trained student with the FP32 model and the ``--compat
+tflite-runtime-2.14`` INT8 model there: the same glosses as on ai-edge-litert here. The default INT8 model (FULLY_CONNECTED v12) is refused there
 with one line naming the op, its version and the release it needs. Slow: three TFLite
 conversions and a pip install.
 """
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_checked as run
 
-ROOT = Path(__file__).resolve().parents[1]
-BOARD_PACKAGES = ("numpy", "tflite-runtime")  # versions: constraints.txt
 HEAVY = ("ai_edge_litert", "tensorflow", "torch", "onnxruntime", "openvino", "mediapipe")
 
 _spec = importlib.util.spec_from_file_location(
@@ -32,7 +30,7 @@ _spec.loader.exec_module(tflite_compat)
 RUN = """
     import json, sys
     from edge_slr.landmarks import load_landmarks
-    from edge_slr.recognizer import Recognizer
+    from edge_slr import Recognizer
     from edge_slr.runtimes import available_runtimes, load_runtime
     from edge_slr.runtimes.litert_rt import load_interpreter
 
@@ -51,24 +49,16 @@ RUN = """
 """
 
 
-def run(*command: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
-    return result
-
-
 @pytest.mark.slow
 def test_tflite_runtime_2_14_board_runs_fp32_and_compat_int8(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, device_venv
 ) -> None:
     pytest.importorskip("tensorflow")
     pytest.importorskip("torch")
     pytest.importorskip("ai_edge_litert")
+    from edge_slr import Recognizer
     from edge_slr.data.dataset import LandmarkDataset
     from edge_slr.landmarks import load_landmarks, save_landmarks
-    from edge_slr.recognizer import Recognizer
 
     data, compatible, newer = tflite_compat.tflite_models(tmp_path_factory.getbasetemp())
     clip = tmp_path / "clip.npz"
@@ -82,12 +72,10 @@ def test_tflite_runtime_2_14_board_runs_fp32_and_compat_int8(
             expected[precision] = list(result.recognized)
     assert expected["fp32"], "the tiny student recognised nothing: the comparison would be empty"
 
-    venv = tmp_path / "board"
-    run(sys.executable, "-m", "venv", venv)
-    python = venv / "bin" / "python"
-    pip = (python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps")
-    run(*pip, "-c", ROOT / "constraints.txt", *BOARD_PACKAGES)
-    run(*pip, ROOT)
+    python = device_venv("tflite-runtime")
+    installed = json.loads(run(python, "-m", "pip", "list", "--format=json").stdout)
+    names = {p["name"].lower().replace("_", "-") for p in installed} - {"pip", "setuptools"}
+    assert names == {"edge-slr", "numpy", "tflite-runtime"}
     code = textwrap.dedent(RUN).replace("HEAVY", repr(HEAVY))
     out = json.loads(run(python, "-c", code, compatible, newer, clip).stdout.splitlines()[-1])
 

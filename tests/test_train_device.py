@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAINING
 
 torch = pytest.importorskip("torch")
 
@@ -22,17 +23,7 @@ from edge_slr.training.hardware import (  # noqa: E402
     resolve_device,
 )
 
-TINY = [
-    "model.conv_channels=[16,16,32,32]",
-    "model.lstm_hidden=16",
-    "model.lstm_layers=1",
-    "model.dropout=0.0",
-    "train.batch_size=2",
-    "train.lr=1e-2",
-    "train.beam_width=0",
-    "train.num_threads=1",
-    "train.progress=false",
-]
+TINY = list(TINY_TRAINING)
 
 
 def test_device_names_resolve_or_fail_clearly() -> None:

@@ -1,16 +1,17 @@
 """Live-mode benchmark: a video played looped at its own frame rate through the live pipeline.
 
-One row per landmark extraction engine: :func:`edge_slr.live.play` feeds the video, looped to at
-least ``loop_seconds`` of video time, to a :class:`edge_slr.live.LiveRecognizer` as a camera
-would (real time; a frame extraction cannot take in time is dropped and counted under
-``"skip-oldest"``), and the row reports sustained frames/s, dropped frames, CPU use (process
-CPU time / wall time: above 100 % means the stages ran on more than one core at once), resident
-memory sampled over the run (peak and slope), and latency p50/p90: capture to result, capture to
-a gloss's first appearance (glass-to-gloss) and a sentence's last frame to its final result.
-The first ``warmup_s`` seconds of video are played but left out of every figure: the first
-frames of a fresh MediaPipe graph take up to a second (model start-up, first detections), so a
-camera drops frames at the start whatever the steady rate. Optionally the clip is also recognised once live without drops (``"block"``, as fast as it
-goes) and offline (``Recognizer.recognize_video``), and the two gloss sequences are compared.
+One row per landmark extraction engine: :func:`edge_slr.recognition.live.play` feeds the video,
+looped to at least ``loop_seconds`` of video time, to a
+:class:`edge_slr.recognition.live.LiveRecognizer` as a camera would (real time; a frame extraction
+cannot take in time is dropped and counted under ``"skip-oldest"``), and the row reports sustained
+frames/s, dropped frames, CPU use (process CPU time / wall time: above 100 % means the stages ran on
+more than one core at once), resident memory sampled over the run (peak and slope), and latency
+p50/p90: capture to result, capture to a gloss's first appearance (glass-to-gloss) and a sentence's
+last frame to its final result. The first ``warmup_s`` seconds of video are played but left out of
+every figure: the first frames of a fresh MediaPipe graph take up to a second (model start-up, first
+detections), so a camera drops frames at the start whatever the steady rate. Optionally the clip is
+also recognised once live without drops (``"block"``, as fast as it goes) and offline
+(``Recognizer.recognize_video``), and the two gloss sequences are compared.
 
 Every row runs in a fresh process (``python -m edge_slr.benchmark.live``, the job as JSON on
 stdin, one JSON line out), so the memory and the engines' start-up belong to that row alone.
@@ -119,7 +120,7 @@ def benchmark_live(
 ) -> LiveReport:
     """Measure the live pipeline on ``video`` once per extraction engine (see the module doc)."""
     from edge_slr.benchmark.machine import describe_machine, load_average
-    from edge_slr.live import DROP_POLICIES
+    from edge_slr.recognition.options import DROP_POLICIES
 
     say = progress or logger.info
     model_dir, video = Path(model_dir), Path(video)
@@ -188,8 +189,8 @@ def measure_live_row(job: dict[str, Any]) -> LiveRow:
 
 def _measure(job: dict[str, Any]) -> LiveRow:
     from edge_slr.landmarks.video import open_frames
-    from edge_slr.live import LiveOptions, LiveRecognizer, play
-    from edge_slr.recognizer import RecognizerOptions
+    from edge_slr.recognition.live import LiveOptions, LiveRecognizer, play
+    from edge_slr.recognition.options import RecognizerOptions
 
     options = RecognizerOptions(
         Path(job["model_dir"]), runtime=job["runtime"], threads=job["threads"],
@@ -228,8 +229,8 @@ def _measure(job: dict[str, Any]) -> LiveRow:
 
 def _offline_check(options: Any, video: str) -> dict[str, Any]:
     """The clip once live without drops and once offline: the same glosses?"""
-    from edge_slr.live import LiveOptions, LiveRecognizer, play
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.live import LiveOptions, LiveRecognizer, play
+    from edge_slr.recognition.recognizer import Recognizer
 
     with Recognizer.create_from_options(options) as recognizer:
         offline = recognizer.recognize_video(video)

@@ -110,10 +110,12 @@ def measure_model(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_split(runtime: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """WER of the split through :class:`~edge_slr.recognizer.Recognizer` (the deployed path)."""
+    """WER of the split through :class:`~edge_slr.recognition.recognizer.Recognizer` (the
+    deployed path)."""
     from edge_slr.data.dataset import LandmarkDataset
     from edge_slr.metrics import score
-    from edge_slr.recognizer import Recognizer, RecognizerOptions
+    from edge_slr.recognition.options import RecognizerOptions
+    from edge_slr.recognition.recognizer import Recognizer
     from edge_slr.training.evaluate import scoring_corpus
 
     data_dir, split = job["data_dir"], job.get("split", "test")
@@ -156,7 +158,7 @@ def measure_pipeline(job: dict[str, Any]) -> dict[str, Any]:
     """A video through Recognizer: extraction, recognition, correction; cold then warm."""
     from edge_slr.errors import MissingDependencyError
     from edge_slr.landmarks.extract import HolisticOptions
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     model_dir, video = Path(job["model_dir"]), Path(job["video"])
     notes = []

@@ -4,6 +4,7 @@ Plain inputs:   edge-slr extract clip.mp4 frames/NAME/ -o OUT [--format pose]
 A folder tree:  edge-slr extract PHOENIX/features/fullFrame-210x260px -o OUT  (OUT/SPLIT/ID.npz)
 A corpus split: edge-slr extract --corpus phoenix2014t --root DIR --split train --out OUT
 On a cluster:   ... --executor ray --ray-address auto --workers 16
+To storage:     edge-slr extract DIR -o s3://bucket/landmarks  (any fsspec URL; file:///... too)
 
 Corpus outputs are a landmark dataset (edge_slr.data.dataset): OUT/SPLIT/ID.npz,
 OUT/SPLIT/index.tsv, OUT/dataset.json and OUT/vocabulary.json (train glosses).
@@ -31,7 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="*", type=Path, help="video files or frame folders")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="output folder, or an fsspec URL (s3://..., file:///...; pip extra 'cluster' and "
+        "the protocol's package, e.g. s3fs) for plain inputs",
+    )
     p.add_argument("--corpus", help="corpus name (phoenix2014, phoenix2014t, csl-daily)")
     p.add_argument("--root", type=Path, help="corpus root folder (with --corpus)")
     p.add_argument(
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.inputs) == bool(args.corpus):
         raise InputError("give either video files/frame folders or --corpus NAME --root DIR")
-    _check_out(args.out)
+    args.out = _check_out(args.out)
     for name in ("workers", "threads_per_worker"):
         if getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
@@ -180,11 +187,12 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_inputs(args: argparse.Namespace, options: Any) -> int:
     from edge_slr.landmarks.batch import SUMMARY_NAME, jobs_for_inputs, run_batch
+    from edge_slr.landmarks.storage import join
 
     jobs = jobs_for_inputs(args.inputs, args.out, suffix=f".{args.format}", fps=args.fps)
     jobs = jobs[: args.limit] if args.limit else jobs
     summary = run_batch(jobs, options, **_run_options(args))
-    path = summary.write_json(args.out / SUMMARY_NAME, {"options": options.to_dict()})
+    path = summary.write_json(join(args.out, SUMMARY_NAME), {"options": options.to_dict()})
     return _report(summary, path)
 
 
@@ -232,16 +240,22 @@ def _present_splits(corpus: str, root: Path, splits: tuple[str, ...]) -> list[st
     return present
 
 
-def _check_out(out: Path) -> None:
-    """-o must be a folder or a path where one can be made (not a file, nor inside a file)."""
+def _check_out(out: str) -> Any:
+    """-o as a local Path or a URL; a path must be a folder or where one can be made (not a
+    file, nor inside a file)."""
     from edge_slr.errors import InputError
+    from edge_slr.landmarks.storage import as_target, is_url
 
-    for path in (out, *out.parents):
+    if is_url(out):
+        return as_target(out)
+    local = Path(out)
+    for path in (local, *local.parents):
         if path.exists():
             if not path.is_dir():
-                where = "is" if path == out else f"(a parent of {out}) is"
+                where = "is" if path == local else f"(a parent of {local}) is"
                 raise InputError(f"-o/--out must be a folder, but {path} {where} an existing file")
-            return
+            break
+    return local
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -258,7 +272,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _report(summary: Any, path: Path) -> int:
+def _report(summary: Any, path: Path | str) -> int:
     totals = summary.to_dict()
     speed = f", {totals['ms_per_frame']} ms/frame" if totals["ms_per_frame"] else ""
     print(

@@ -7,16 +7,17 @@
     edge-slr recognize --camera clip.mp4 --model models/      # a video file played as a camera
 
 INPUT is a video file or a frame folder (landmarks are extracted with MediaPipe Holistic) or a
-.pose/.npz/.parquet landmark file. --model is a model directory as filled by `edge-slr convert`
-(or a student .pt checkpoint); a corrector converted into it (or a corrector/ folder, with torch)
-corrects each sentence unless --no-correct. With --camera, partial hypotheses are printed as frames arrive and
-each sentence when a pause ends it; Ctrl-C (or --max-frames, or the end of a video file) ends the
-stream. --camera takes an OpenCV camera index or a video file, which is then played at its own
-frame rate in real time, as a camera would deliver it. The live pipeline (edge_slr.live) extracts
-landmarks and recognises on two workers; when extraction falls behind, --drop-policy skip-oldest
-drops frames and counts them, block waits. Live fps, dropped frames and latency are shown on the
-terminal and in the overlay. Frames are put on the model's frame rate (recorded in its sidecar).
---overlay writes the video with the landmarks and the recognised glosses drawn on it.
+.pose/.npz/.parquet landmark file. --model is a model directory as filled by `edge-slr convert` (or
+a student .pt checkpoint); a corrector converted into it (or a corrector/ folder, with torch)
+corrects each sentence unless --no-correct. With --camera, partial hypotheses are printed as frames
+arrive and each sentence when a pause ends it; Ctrl-C (or --max-frames, or the end of a video file)
+ends the stream. --camera takes an OpenCV camera index or a video file, which is then played at its
+own frame rate in real time, as a camera would deliver it. The live pipeline
+(edge_slr.recognition.live) extracts landmarks and recognises on two workers; when extraction falls
+behind, --drop-policy skip-oldest drops frames and counts them, block waits. Live fps, dropped
+frames and latency are shown on the terminal and in the overlay. Frames are put on the model's frame
+rate (recorded in its sidecar). --overlay writes the video with the landmarks and the recognised
+glosses drawn on it.
 Input with nothing usable to recognise (nobody, no hand in any frame, landmarks no camera could
 give) still prints its glosses, with a warning on stderr and in the JSON's "warnings".
 Arguments (--beam at most 256, --fps in 1..1000, the --overlay path) are checked before the
@@ -68,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_slr.recognizer import Recognizer, RecognizerOptions
+    from edge_slr.recognition.options import RecognizerOptions
+    from edge_slr.recognition.recognizer import Recognizer
 
     check_args(args)
     options = RecognizerOptions(
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def check_args(args: argparse.Namespace) -> None:
     """Every argument checked before a model loads or a frame is extracted."""
     from edge_slr.errors import InputError
-    from edge_slr.recognizer_options import MAX_BEAM_WIDTH, check_fps
+    from edge_slr.recognition.options import MAX_BEAM_WIDTH, check_fps
 
     if (args.input is None) == (args.camera is None):
         raise InputError("give exactly one of INPUT or --camera N")
@@ -172,10 +174,11 @@ def print_result(recognizer: Any, result: Any, as_json: bool) -> None:
 
 
 def run_camera(recognizer: Any, args: argparse.Namespace) -> int:
-    """--camera N|FILE through the live pipeline (edge_slr.live): extraction and recognition on
-    two workers; a file plays at its own frame rate, as a camera would. Ctrl+C ends the stream."""
+    """--camera N|FILE through the live pipeline (edge_slr.recognition.live): extraction and
+    recognition on two workers; a file plays at its own frame rate, as a camera would. Ctrl+C
+    ends the stream."""
     from edge_slr.errors import InputError
-    from edge_slr.live import LiveRecognizer, play
+    from edge_slr.recognition.live import LiveRecognizer, play
 
     camera = str(args.camera)
     source: int | Path = int(camera) if camera.isdigit() else Path(camera)
@@ -211,7 +214,7 @@ def _ms_text(value: float | None) -> str:
 
 class _LiveView:
     """Prints partial and final hypotheses and a status line; draws the overlay. Runs on the
-    live pipeline's recognition worker (edge_slr.live result callback)."""
+    live pipeline's recognition worker (edge_slr.recognition.live result callback)."""
 
     STATUS_EVERY_S = 1.0
 

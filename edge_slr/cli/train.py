@@ -10,6 +10,7 @@ TRAINABLE = {
     "recognizer": "train_recognizer",
     "teacher": "train_teacher",
     "corrector": "train_corrector",
+    "lm": "train_lm",
 }
 
 

@@ -97,16 +97,13 @@ def _retune(args: argparse.Namespace, overrides: list[str]) -> int:
         load_corrector,
         save_corrector,
     )
-    from edge_slr.training.corrector.config import CorrectorConfig, parse_override
+    from edge_slr.training.corrector.config import CorrectorConfig
     from edge_slr.training.corrector.gate import tuning_report
     from edge_slr.training.corrector.train import retune_gates
 
-    stored = load_checkpoint(args.out)
-    data = {table: dict(values) for table, values in stored["config"].items()}
-    for text in overrides:
-        table, name, value = parse_override(text)
-        data.setdefault(table, {})[name] = value
-    config = CorrectorConfig.from_dict(data)
+    stored = load_checkpoint(args.out)["config"]
+    config = CorrectorConfig.from_dict(stored, where=f"{args.out}: stored config")
+    config = config.with_overrides(overrides)
     corrector = load_corrector(args.out)
     tunings = retune_gates(corrector, config)
     corrector.metadata.setdefault("training", {})["gate_tuning"] = [

@@ -5,15 +5,17 @@
     result.model_path, result.sidecar_path, result.verification.wer_drop
 
 One table, :data:`TARGETS`, drives everything (the CLI's ``--target`` choices too): each row names
-the module that makes the artifact, its engine, precision, file suffix, what it requires and which
-options it accepts. Every conversion is verified against the FP32 PyTorch reference
-(:mod:`edge_slr.converters.verify`); one that fails raises :class:`ConversionError` and gets no
-sidecar. Engines are imported only by the target module that needs them.
+its engine, precision, file suffix, what it requires, which options it accepts and, per model
+kind ("student", "corrector"), the function that makes the artifact; a new target is a new row
+(and a new module). Every conversion is verified against the FP32 PyTorch reference
+(:mod:`edge_slr.converters.verify`) on the runtime that will run it, loaded by
+:func:`edge_slr.runtimes.load_runtime` with the sidecar it is about to get; one that fails raises
+:class:`ConversionError` and gets no sidecar. Engines are imported only by the exporter that
+needs them.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
@@ -30,39 +32,52 @@ logger = logging.getLogger(__name__)
 
 _INT8_CHECKS = frozenset(("max_wer_drop", "min_agreement"))
 
+_CORRECTOR = "edge_slr.converters.corrector_export"
 TARGETS: dict[str, TargetSpec] = {
     spec.name: spec
     for spec in (
         TargetSpec(
-            "onnx", "edge_slr.converters.onnx_export", "onnxruntime", "fp32", ".onnx",
+            "onnx", "onnxruntime", "fp32", ".onnx",
+            exporters={"student": "edge_slr.converters.onnx_export:export",
+                       "corrector": f"{_CORRECTOR}:export_onnx"},
             description="ONNX FP32, dynamic batch and time (ONNX Runtime)",
         ),
         TargetSpec(
-            "onnx-int8", "edge_slr.converters.onnx_int8", "onnxruntime", "int8", ".onnx",
-            requires=("calibration",), options=_INT8_CHECKS,
+            "onnx-int8", "onnxruntime", "int8", ".onnx",
+            exporters={"student": "edge_slr.converters.onnx_int8:export",
+                       "corrector": "edge_slr.converters.corrector_int8:export_onnx_int8"},
+            requires=("calibration",), options=_INT8_CHECKS, calibrating=frozenset({"student"}),
             description="ONNX INT8: static QOperator Conv/MatMul, dynamic INT8 LSTM (corrector: "
             "dynamic INT8 MatMul/Gemm)",
         ),
         TargetSpec(
-            "openvino", "edge_slr.converters.openvino_ir", "openvino", "fp32", ".xml",
+            "openvino", "openvino", "fp32", ".xml",
+            exporters={"student": "edge_slr.converters.openvino_ir:export",
+                       "corrector": f"{_CORRECTOR}:export_openvino"},
             options=frozenset(("fp16",)),
             description="OpenVINO IR FP32 (optionally FP16-compressed weights)",
         ),
         TargetSpec(
-            "openvino-int8", "edge_slr.converters.openvino_int8", "openvino", "int8", ".xml",
-            requires=("calibration",),
+            "openvino-int8", "openvino", "int8", ".xml",
+            exporters={"student": "edge_slr.converters.openvino_int8:export",
+                       "corrector": "edge_slr.converters.corrector_int8:export_openvino_int8"},
+            requires=("calibration",), calibrating=frozenset({"student", "corrector"}),
             options=_INT8_CHECKS | {"lstm", "accuracy_control", "inference_precision"},
             description="OpenVINO IR INT8, NNCF post-training quantisation",
         ),
         TargetSpec(
-            "tflite", "edge_slr.converters.tflite", "litert", "fp32", ".tflite",
+            "tflite", "litert", "fp32", ".tflite",
+            exporters={"student": "edge_slr.converters.tflite:export",
+                       "corrector": "edge_slr.converters.tf_corrector:export_tflite"},
             options=frozenset(("fused_lstm", "compat")),
             description="TFLite FP32 from a Keras (corrector: TensorFlow) rebuild, dynamic "
             "lengths (LiteRT)",
         ),
         TargetSpec(
-            "tflite-int8", "edge_slr.converters.tflite", "litert", "int8", ".tflite",
-            requires=("calibration",),
+            "tflite-int8", "litert", "int8", ".tflite",
+            exporters={"student": "edge_slr.converters.tflite:export",
+                       "corrector": "edge_slr.converters.tf_corrector:export_tflite"},
+            requires=("calibration",), calibrating=frozenset({"student"}),  # full-integer only
             options=_INT8_CHECKS | {"full_integer", "fused_lstm", "compat"},
             description="TFLite INT8: dynamic-range weights, or full-integer for NPUs; --compat "
             "tflite-runtime-2.14 keeps to op versions that older interpreter runs",
@@ -169,18 +184,17 @@ def convert(
     check_request(spec, opts, calibration)
     out = check_paths(out_dir, calibration)  # before anything is loaded or created
     src = source.load_source(checkpoint, opts)
+    export = spec.exporter(src.kind)  # InputError before any folder is created
     out.mkdir(parents=True, exist_ok=True)
-    job = Job(spec, src, opts, out)
-    job.verify_config = VerifyConfig(
+    job = Job(spec, src, opts, out, VerifyConfig(
         max_abs_diff=opts.max_abs_diff,
         max_wer_drop=opts.max_wer_drop,
         min_agreement=opts.min_agreement,
-    )
-    source.attach_data(job, calibration)
-    module = importlib.import_module(spec.module)
+    ))  # fmt: skip
+    src.attach_data(job, Path(calibration) if calibration is not None else None)
     logger.info("converting %s to %s", src.checkpoint.name, spec.name)
-    artifact = module.export(job)
-    report = artifact.verification or source.verify(job, artifact)
+    artifact = export(job)
+    report = artifact.verification or describe.verify_artifact(job, artifact)
     if not report.passed:
         raise ConversionError(
             f"{spec.name} conversion of {src.checkpoint.name} failed verification: "

@@ -30,7 +30,6 @@ from edge_slr.errors import FormatError, InputError
 logger = logging.getLogger(__name__)
 
 RECOMMENDED_SENTENCES = 300
-CALIBRATING_TARGETS = ("openvino-int8",)  # the others quantise weights (activations on the fly)
 HELDOUT_SEED = 0
 CALIBRATION_SEED = 1
 
@@ -66,6 +65,33 @@ class CorrectorCalibration:
             "noise_per_stage": list(self.noise),
             "seed": self.seed,
             "sha256": digest,
+        }
+
+
+@dataclass(frozen=True)
+class HeldoutSentences:
+    """Noisy held-out sentences: (id, noisy ids, clean glosses), with where they came from."""
+
+    root: Path
+    split: str
+    source: str  # "landmark dataset" or "corpus NAME"
+    sentences: tuple[tuple[str, list[int], tuple[str, ...]], ...]
+    noise: dict[str, Any]  # the first stage's noise config
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def summary(self, wer_input: float | None) -> dict[str, Any]:
+        """Where the sentences came from, their noise and the WER of the noisy inputs."""
+        return {
+            "dataset": str(self.root),
+            "split": self.split,
+            "source": self.source,
+            "noise": self.noise,
+            "seed": self.seed,
+            "wer_input": wer_input,  # noisy sentences vs references, before any correction
+            "gates": "off: raw greedy corrections are compared",
         }
 
 
@@ -121,14 +147,16 @@ def noise_configs(config: dict[str, Any], stages: int) -> list[Any]:
 
 
 def attach_corrector_data(job: Job, root: str | Path) -> None:
-    """Held-out noisy sentences (``job.reference``) and, for calibrating targets, noisy train
+    """Held-out noisy sentences (``job.heldout``) and, for calibrating targets, noisy train
     sentences per stage (``job.calibration``)."""
     from dataclasses import asdict
 
+    from edge_slr.converters.corrector_source import CorrectorSource
     from edge_slr.training.corrector.noise import GlossNoise
 
     root, opts = Path(root), job.options
-    corrector = job.source.corrector
+    source = CorrectorSource.of(job)
+    corrector, corrector_kind = source.corrector, source.kind
     vocab, dims = corrector.vocab, corrector.stages[0].dims
     config = checkpoint_config(job)
     corpus = str((config.get("train") or {}).get("corpus") or "phoenix2014t")
@@ -152,15 +180,10 @@ def attach_corrector_data(job: Job, root: str | Path) -> None:
     for sid, glosses in held:
         clean = vocab.encode(glosses)[0][:limit]
         sentences.append((sid, noises[0].corrupt(clean, rng)[:limit], glosses))
-    job.reference = {
-        "split": split,
-        "root": str(root),
-        "source": source,
-        "sentences": sentences,
-        "noise": asdict(configs[0]),
-        "seed": HELDOUT_SEED,
-    }
-    if job.spec.name in CALIBRATING_TARGETS:
+    job.heldout = HeldoutSentences(
+        root, split, source, tuple(sentences), asdict(configs[0]), HELDOUT_SEED
+    )
+    if job.spec.calibrates(corrector_kind, opts):  # the others quantise weights only
         pairs = evenly(train_ids, opts.calibration_size)
         rng = np.random.default_rng(CALIBRATION_SEED)
         stages = tuple(

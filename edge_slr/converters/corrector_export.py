@@ -24,63 +24,24 @@ import contextlib
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_slr._optional import require
-from edge_slr.converters.corrector_data import attach_corrector_data
-from edge_slr.converters.job import Artifact, Job, Source
-from edge_slr.sidecar import FileInfo, GraphSpec, PrecisionSpec, TensorSpec, file_sha256
+from edge_slr.converters.corrector_source import CorrectorSource
+from edge_slr.converters.job import Artifact, Job
+from edge_slr.sidecar import FileInfo, GraphSpec, PrecisionSpec, TensorSpec
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["attach_corrector_data", "load_corrector_source"]  # attach: used by converters.source
 
 OPSET = 18
 # OpenVINO 2026.4 CPU plugin: when a compiled graph's first inference has *source* length 1,
 # later source lengths >= 16 reuse a wrong cached kernel (|diff| ~5, NaN in bf16); measured on
 # the phoenix2014t corrector for both the encoder and the decoder (a first call of length 2..5,
 # or 30, was followed by correct results). Disabling the shape-specialised runtime cache avoids
-# it, at a cost (step-by-step dual correction ~3x slower on CPU); runtimes compile with this.
-RUNTIME_CACHE_OFF = {"CPU_RUNTIME_CACHE_CAPACITY": "0"}
-Encode = Callable[[np.ndarray], np.ndarray]
-Decode = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # tgt, memory, src
-
-
-# -- source and data -----------------------------------------------------------------------------
-
-
-def load_corrector_source(path: Path) -> Source:
-    from edge_slr.training.corrector.checkpoint import CHECKPOINT_FILE, load_corrector
-
-    corrector = load_corrector(path)
-    file = path / CHECKPOINT_FILE if path.is_dir() else path
-    dims = corrector.stages[0].dims
-    vocab = corrector.vocab
-    return Source(
-        kind="corrector",
-        checkpoint=file,
-        sha256=file_sha256(file),
-        model=None,
-        vocabulary=vocab.to_dict(),
-        labels=tuple(vocab.tokens),
-        dims=dims.to_dict(),
-        num_classes=len(vocab),
-        info={
-            "gates": [g.to_dict() for g in corrector.gates],
-            "special_ids": {
-                "pad": vocab.pad_id,
-                "bos": vocab.bos_id,
-                "eos": vocab.eos_id,
-                "unk": vocab.unk_id,
-            },
-            "max_output_rule": "min(max_len - 1, 2 * source_glosses + 4)",
-        },
-        corrector=corrector,
-    )
+# it, at a cost (step-by-step dual correction ~3x slower on CPU); runtimes compile with this
+# (edge_slr.runtimes.openvino_rt.RUNTIME_CACHE_OFF), and the sidecar records it.
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -123,12 +84,13 @@ def _quiet(*names: str) -> Iterator[None]:
 def export_onnx_graphs(job: Job, folder: Path, prefix: str) -> list[tuple[str, Path]]:
     """(role, path) of every stage's encoder and decoder ONNX file."""
     torch = require("torch", "exporting the corrector")
-    dims = job.source.corrector.stages[0].dims
+    corrector = CorrectorSource.of(job).corrector
+    dims = corrector.stages[0].dims
     batch = torch.export.Dim("batch", max=1024)
     src_len = torch.export.Dim("source", max=dims.max_len)
     tgt_len = torch.export.Dim("target", max=dims.max_len)
     graphs = []
-    for index, stage in enumerate(job.source.corrector.stages):
+    for index, stage in enumerate(corrector.stages):
         encoder, decoder = _wrappers(torch, stage)
         # Batch 2 in the examples: torch.export specialises a dimension of size 1.
         src = torch.arange(1, 15, dtype=torch.long).reshape(2, 7) % dims.vocab_size
@@ -205,13 +167,15 @@ def make_artifact(
     precision: PrecisionSpec,
     engine: dict[str, Any],
     versions: dict[str, str],
-    runners: list[tuple[Encode, Decode]],
 ) -> Artifact:
+    """The corrector's graphs, described under one sidecar named after ``STEM.EXT``."""
     return Artifact(
-        model_path=job.out_dir
-        / f"{artifact_stem(job)}{job.spec.suffix}",  # the sidecar is named after it
+        model_path=job.out_dir / f"{artifact_stem(job)}{job.spec.suffix}",
         precision=precision,
         engine=engine,
+        graphs=tuple(graph_specs(job, files)),
+        sequence_output="log_probs",
+        output_kind="log_probs",
         details={
             "sequence_output": "log_probs",
             "output_kind": "log_probs",
@@ -219,33 +183,7 @@ def make_artifact(
             "decoding": "encode once; decode the growing target; greedy or beam",
         },
         versions=versions,
-        runner=runners,
-        extra_graphs=graph_specs(job, files),
     )
-
-
-def ort_pair(enc: Path, dec: Path) -> tuple[Encode, Decode]:
-    from edge_slr.converters.onnx_export import ort_session
-
-    e, d = ort_session(enc), ort_session(dec)
-    return (
-        lambda src: e.run(None, {"src": src})[0],
-        lambda tgt, mem, src: d.run(None, {"tgt": tgt, "memory": mem, "src": src})[0],
-    )
-
-
-def ov_pair(enc: Any, dec: Any, config: dict[str, str]) -> tuple[Encode, Decode]:
-    ov = require("openvino", "OpenVINO conversion")
-    core = ov.Core()
-    e, d = core.compile_model(enc, "CPU", config), core.compile_model(dec, "CPU", config)
-    return (
-        lambda src: np.asarray(e(src)[0]),
-        lambda tgt, mem, src: np.asarray(d({"tgt": tgt, "memory": mem, "src": src})[0]),
-    )
-
-
-def pairs(files: list[Any], make: Callable[[Any, Any], tuple[Encode, Decode]]) -> list[Any]:
-    return [make(files[i][1], files[i + 1][1]) for i in range(0, len(files), 2)]
 
 
 def export_onnx(job: Job) -> Artifact:
@@ -261,54 +199,31 @@ def export_onnx(job: Job) -> Artifact:
         PrecisionSpec("fp32", "fp32"),
         {"name": "onnxruntime", "version": ort.__version__, "config": {}},
         {"onnx": onnx.__version__, "onnxruntime": ort.__version__},
-        pairs(files, ort_pair),
     )
 
 
 def ov_config() -> dict[str, str]:
     """Compile settings of every corrector IR: exact f32 inference, no stale kernel cache."""
-    from edge_slr.converters.openvino_ir import FP32_CONFIG
+    from edge_slr.runtimes.openvino_rt import EXACT_FP32, RUNTIME_CACHE_OFF
 
-    return {**FP32_CONFIG, **RUNTIME_CACHE_OFF}
+    return {**EXACT_FP32, **RUNTIME_CACHE_OFF}
 
 
 def export_openvino(job: Job) -> Artifact:
     ov = require("openvino", "OpenVINO conversion")
     stem = job.options.name or "corrector"
-    files, models = [], []
+    files = []
     with tempfile.TemporaryDirectory(prefix="edge-slr-corrector-") as tmp:
         for role, onnx_path in export_onnx_graphs(job, Path(tmp), "corrector"):
             model = ov.convert_model(str(onnx_path))
             xml = job.out_dir / onnx_path.name.replace("corrector", stem).replace(".onnx", ".xml")
             ov.save_model(model, str(xml), compress_to_fp16=job.options.fp16)
             files.append((role, xml, xml.with_suffix(".bin")))
-            models.append(model)
     config = ov_config()
-    runners = [ov_pair(models[i], models[i + 1], config) for i in range(0, len(models), 2)]
     return make_artifact(
         job,
         files,
         PrecisionSpec("fp16" if job.options.fp16 else "fp32", "fp32"),
         {"name": "openvino", "version": ov.get_version(), "config": config},
         {"openvino": ov.get_version()},
-        runners,
     )
-
-
-def export_openvino_int8(job: Job) -> Artifact:
-    from edge_slr.converters.corrector_int8 import export_openvino_int8 as export
-
-    return export(job)
-
-
-def export_onnx_int8(job: Job) -> Artifact:
-    from edge_slr.converters.corrector_int8 import export_onnx_int8 as export
-
-    return export(job)
-
-
-def export_tflite(job: Job) -> Artifact:
-    """``tflite`` and ``tflite-int8`` (dynamic-range)."""
-    from edge_slr.converters.tf_corrector import export_tflite as export
-
-    return export(job)

@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_slr._optional import require
 from edge_slr.converters.corrector_data import RECOMMENDED_SENTENCES
+from edge_slr.converters.corrector_source import CorrectorSource
 from edge_slr.converters.job import Artifact, Job
 from edge_slr.errors import InputError
 from edge_slr.sidecar import PrecisionSpec
@@ -76,7 +77,6 @@ def export_onnx_int8(job: Job) -> Artifact:
         precision,
         {"name": "onnxruntime", "version": ort.__version__, "config": {}},
         {"onnx": onnx.__version__, "onnxruntime": ort.__version__},
-        ce.pairs(files, ce.ort_pair),
     )
     artifact.details.update(quantization="dynamic", ops=ops)
     return artifact
@@ -89,7 +89,7 @@ def _any(ops: dict[str, dict[str, int]], op: str) -> bool:
 def calibration_items(job: Job, index: int, stage: Any) -> tuple[list[dict], list[dict]]:
     """Encoder and decoder inputs of stage ``index`` over its noisy calibration sentences."""
     torch = require("torch", "the corrector reference")
-    vocab = job.source.corrector.vocab
+    vocab = CorrectorSource.of(job).corrector.vocab
     encoder, decoder = [], []
     for noisy, clean in job.calibration.stages[index]:
         src = np.array([list(noisy) + [vocab.eos_id]], dtype=np.int64)
@@ -136,19 +136,18 @@ def _ov_attempt(job: Job, graphs: list[tuple[str, Path]], policy: str) -> Artifa
     ov = require("openvino", "OpenVINO conversion")
     nncf = require("nncf", "INT8 post-training quantisation")
     stem = ce.artifact_stem(job)
-    files, models, floating = [], [], {}
+    stages = CorrectorSource.of(job).corrector.stages
+    files, floating = [], {}
     for i, (role, onnx_path) in enumerate(graphs):
         if i % 2 == 0:
-            items = calibration_items(job, i // 2, job.source.corrector.stages[i // 2])
+            items = calibration_items(job, i // 2, stages[i // 2])
         model = _ov_graph(job, nncf, ov.convert_model(str(onnx_path)), role, items[i % 2], policy)
         total, names = float_matmuls(model)
         floating[role] = {"matmuls": total, "float": len(names), "float_names": names}
         xml = job.out_dir / onnx_path.name.replace("corrector", stem).replace(".onnx", ".xml")
         ov.save_model(model, str(xml), compress_to_fp16=False)
         files.append((role, xml, xml.with_suffix(".bin")))
-        models.append(model)
     config = ce.ov_config()
-    runners = [ce.ov_pair(models[i], models[i + 1], config) for i in range(0, len(models), 2)]
     weight_only = [r for r, _ in graphs if policy == "weights" or (
         policy == "encoders" and r.endswith("decoder"))]  # fmt: skip
     kept = [f"activations of {', '.join(weight_only)} (INT8 weights only)"] if weight_only else []
@@ -166,7 +165,6 @@ def _ov_attempt(job: Job, graphs: list[tuple[str, Path]], policy: str) -> Artifa
         precision,
         {"name": "openvino", "version": ov.get_version(), "config": config},
         {"openvino": ov.get_version(), "nncf": nncf.__version__},
-        runners,
     )
     artifact.details.update(
         quantization=f"nncf ({policy})",
@@ -180,7 +178,7 @@ def _ov_attempt(job: Job, graphs: list[tuple[str, Path]], policy: str) -> Artifa
 def export_openvino_int8(job: Job) -> Artifact:
     """The first policy of :data:`OV_POLICIES` that passes verification (verified here)."""
     from edge_slr.converters import corrector_export as ce
-    from edge_slr.converters.corrector_verify import verify_corrector
+    from edge_slr.converters.describe import verify_artifact
 
     if job.options.accuracy_control or job.options.lstm != "auto":
         raise InputError("--accuracy-control and --lstm apply to the student, not the corrector")
@@ -202,7 +200,7 @@ def export_openvino_int8(job: Job) -> Artifact:
         graphs = ce.export_onnx_graphs(job, Path(tmp), "corrector")
         for policy in OV_POLICIES:
             artifact = _ov_attempt(job, graphs, policy)
-            report = verify_corrector(job, artifact)
+            report = verify_artifact(job, artifact)
             attempts.append({"policy": policy, "passed": report.passed, "reason": report.reason,
                              "agreement": report.agreement, "wer_drop": report.wer_drop})  # fmt: skip
             logger.info("openvino-int8 corrector, policy %s: %s", policy, report.reason or "ok")

@@ -7,42 +7,31 @@ bound. With held-out noisy sentences (:mod:`edge_slr.converters.corrector_data`)
 corrections through all stages (gates off, so every decoding step counts) must equal the
 reference's (FP32), or (INT8) agree on ``min_agreement`` of the reference's glosses while the
 corrected WER rises by at most ``max_wer_drop`` points. The WER of the noisy inputs themselves is
-recorded as ``heldout.wer_input``.
+recorded as ``heldout.wer_input``. The converted graphs run as deployed: through
+:class:`edge_slr.runtimes.RuntimeCorrector`, with the sidecar the conversion is about to write.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_slr._optional import require
-from edge_slr.converters.corrector_export import Decode, Encode
-from edge_slr.converters.job import Artifact, Job
+from edge_slr.converters.corrector_data import HeldoutSentences
+from edge_slr.converters.corrector_source import CorrectorSource
+from edge_slr.converters.job import Job
 from edge_slr.converters.verify import VerificationReport, gloss_agreement
+from edge_slr.sidecar import ModelDescription
 
 PROBE_LENGTHS = ((1, 1), (5, 3), (12, 9), (30, 20))  # (source, target) token counts
+Encode = Any  # src (1, S) int64 -> memory (1, S, d)
+Decode = Any  # tgt (1, T), memory, src -> log_probs (1, T, V)
 
 
-def greedy(encode: Encode, decode: Decode, ids: list[int], vocab: Any, dims: Any) -> list[int]:
-    """Batch-1 greedy decoding over exported graphs (as training.corrector.decode does)."""
-    from edge_slr.training.corrector.decode import output_limit
-
-    limit = output_limit(len(ids), dims)
-    src = np.array([ids + [vocab.eos_id]], dtype=np.int64)
-    memory = encode(src)
-    out = [vocab.bos_id]
-    for step in range(limit + 1):
-        logits = np.array(decode(np.array([out], dtype=np.int64), memory, src)[0, -1], np.float64)
-        logits[[vocab.pad_id, vocab.bos_id]] = -np.inf
-        token = vocab.eos_id if step >= limit else int(np.argmax(logits))
-        if token == vocab.eos_id:
-            break
-        out.append(token)
-    return out[1:]
-
-
-def _torch_pair(stage: Any) -> tuple[Encode, Decode]:
+def torch_stage(stage: Any) -> tuple[Encode, Decode]:
+    """Numpy encode/decode callables over a PyTorch stage (the reference of the probes)."""
     torch = require("torch", "the corrector reference")
 
     def encode(src: np.ndarray) -> np.ndarray:
@@ -74,51 +63,42 @@ def probe_diffs(pairs: list[Any], references: list[Any], vocab: Any, seed: int) 
     return diffs
 
 
-def corrections(pairs: list[Any], sentences: list[Any], vocab: Any, dims: Any) -> dict:
-    """Greedy corrections of each held-out sentence through every stage (no gates)."""
-    out = {}
-    for sid, noisy, _ in sentences:
-        ids = list(noisy)
-        for encode, decode in pairs:
-            ids = greedy(encode, decode, ids, vocab, dims)
-        out[sid] = tuple(vocab.decode(ids))
-    return out
+def corrections(corrector: Any, data: HeldoutSentences, vocab: Any) -> dict[str, tuple[str, ...]]:
+    """Greedy corrections of each held-out sentence through every stage, gates off (so every
+    decoding step counts), by a torch or a runtime corrector's own ``correct``."""
+    return {
+        sid: tuple(corrector.correct(vocab.decode(noisy), gate=False).glosses)
+        for sid, noisy, _ in data.sentences
+    }
 
 
-def verify_corrector(job: Job, artifact: Artifact) -> VerificationReport:
-    from edge_slr.metrics import score
+def verify_corrector(
+    job: Job, description: ModelDescription, model_path: Path
+) -> VerificationReport:
+    """Probe differences and held-out corrections of the written graphs, run by
+    :class:`edge_slr.runtimes.RuntimeCorrector` with ``description`` as their sidecar."""
+    from edge_slr.runtimes.corrector import RuntimeCorrector
 
-    corrector, config, data = job.source.corrector, job.verify_config, job.reference
-    vocab, dims = corrector.vocab, corrector.stages[0].dims
-    references = [_torch_pair(stage) for stage in corrector.stages]
-    diffs = probe_diffs(artifact.runner, references, vocab, config.seed)
+    reference, config = CorrectorSource.of(job).corrector, job.verify_config
+    data = job.heldout if isinstance(job.heldout, HeldoutSentences) else None
+    vocab = reference.vocab
+    with RuntimeCorrector(model_path, description) as converted:
+        pairs = [(stage.encode, stage.decode) for stage in converted.stages]
+        diffs = probe_diffs(pairs, [torch_stage(s) for s in reference.stages], vocab, config.seed)
+        settings = converted.stages[0].encoder.settings
+        held = _heldout_scores(reference, converted, data, vocab) if data else {}
     worst = max(diffs.values())
     fp32 = not job.spec.int8
     problems = []
     if fp32 and worst > config.max_abs_diff:
         problems.append(f"max |diff| {worst:.3g} exceeds {config.max_abs_diff:g} ({diffs})")
-    held: dict[str, Any] = {}
-    wer_input = None
     if data is not None:
-        ref_out = corrections(references, data["sentences"], vocab, dims)
-        conv_out = corrections(artifact.runner, data["sentences"], vocab, dims)
-        refs = {sid: tuple(g) for sid, _, g in data["sentences"]}
-        noisy = {sid: tuple(vocab.decode(ids)) for sid, ids, _ in data["sentences"]}
-        same = sum(ref_out[k] == conv_out[k] for k in ref_out)
-        wer_input = 100 * score(noisy, refs, corpus="plain").wer
-        held = {
-            "agreement": gloss_agreement([(ref_out[k], conv_out[k]) for k in ref_out]),
-            "sentence_agreement": same / max(len(ref_out), 1),
-            "wer_reference": 100 * score(ref_out, refs, corpus="plain").wer,
-            "wer_converted": 100 * score(conv_out, refs, corpus="plain").wer,
-        }
-        held["wer_drop"] = held["wer_converted"] - held["wer_reference"]
-        held["wer_resolution"] = 100 / max(sum(len(g) for g in refs.values()), 1)
         needed = 1.0 if fp32 else config.min_agreement
         if held["agreement"] < needed:
             problems.append(
                 f"held-out corrections agree with the reference on {held['agreement']:.1%} "
-                f"of its glosses (need {needed:.0%}; {same}/{len(ref_out)} identical)"
+                f"of its glosses (need {needed:.0%}; {held['sentence_agreement']:.0%} of "
+                f"{len(data)} sentences identical)"
             )
         if not fp32 and held["wer_drop"] > config.max_wer_drop:
             problems.append(
@@ -132,6 +112,7 @@ def verify_corrector(job: Job, artifact: Artifact) -> VerificationReport:
         if fp32
         else {"max_wer_drop": config.max_wer_drop, "min_agreement": config.min_agreement}
     )
+    wer_input = held.pop("wer_input", None)
     return VerificationReport(
         mode="fp32" if fp32 else "int8",
         passed=not problems,
@@ -139,19 +120,33 @@ def verify_corrector(job: Job, artifact: Artifact) -> VerificationReport:
         thresholds=thresholds,
         max_abs_diff=worst,
         diff_by_length=diffs,
-        sequences=len(data["sentences"]) if data else 0,
-        heldout=_heldout_summary(data, wer_input) if data else None,
+        sequences=len(data) if data else 0,
+        heldout=data.summary(wer_input) if data else None,
+        runtime=settings,
         **held,
     )
 
 
-def _heldout_summary(data: dict[str, Any], wer_input: float | None) -> dict[str, Any]:
-    """Where the held-out sentences came from, their noise and the WER of the noisy inputs."""
-    keys = ("root", "split", "source", "noise", "seed")
-    summary = {"dataset" if k == "root" else k: data[k] for k in keys if k in data}
-    summary["wer_input"] = wer_input  # noisy sentences vs references, before any correction
-    summary["gates"] = "off: raw greedy corrections are compared"
-    return summary
+def _heldout_scores(
+    reference: Any, converted: Any, data: HeldoutSentences, vocab: Any
+) -> dict[str, Any]:
+    from edge_slr.metrics import score
+
+    ref_out = corrections(reference, data, vocab)
+    conv_out = corrections(converted, data, vocab)
+    refs = {sid: tuple(g) for sid, _, g in data.sentences}
+    noisy = {sid: tuple(vocab.decode(ids)) for sid, ids, _ in data.sentences}
+    held: dict[str, Any] = {
+        "agreement": gloss_agreement([(ref_out[k], conv_out[k]) for k in ref_out]),
+        "sentence_agreement": sum(ref_out[k] == conv_out[k] for k in ref_out)
+        / max(len(ref_out), 1),
+        "wer_reference": 100 * score(ref_out, refs, corpus="plain").wer,
+        "wer_converted": 100 * score(conv_out, refs, corpus="plain").wer,
+        "wer_input": 100 * score(noisy, refs, corpus="plain").wer,
+    }
+    held["wer_drop"] = held["wer_converted"] - held["wer_reference"]
+    held["wer_resolution"] = 100 / max(sum(len(g) for g in refs.values()), 1)
+    return held
 
 
 def _diff(got: Any, expected: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""The sidecar of a verified artifact: assemble the ModelDescription, write it, read it back."""
+"""The sidecar of an artifact: assemble the ModelDescription, verify the artifact with it, write
+it and read it back."""
 
 from __future__ import annotations
 
@@ -19,26 +20,31 @@ from edge_slr.sidecar import (
 )
 
 
-def student_graph(job: Job, artifact: Artifact) -> GraphSpec:
-    output = "log_probs" if job.options.log_probs else "logits"
-    batch = 1 if job.spec.engine == "litert" else "batch"  # TFLite: batch fixed to 1
+def student_graph(job: Job, path: Path, weights: Path | None = None) -> GraphSpec:
+    """The one graph of a student artifact: features (batch, frames, F) -> logits."""
+    from edge_slr.converters.source import StudentSource
+
+    source = StudentSource.of(job)
+    batch: int | str = 1 if job.spec.engine == "litert" else "batch"  # TFLite: batch fixed to 1
     return GraphSpec(
         role="recognizer",
-        file=FileInfo.of(artifact.model_path),
-        weights=FileInfo.of(artifact.weights_path) if artifact.weights_path else None,
-        inputs=(TensorSpec("features", (batch, "frames", job.source.feature_dim)),),
-        outputs=(TensorSpec(output, (batch, "steps", job.source.num_classes)),),
+        file=FileInfo.of(path),
+        weights=FileInfo.of(weights) if weights is not None else None,
+        inputs=(TensorSpec("features", (batch, "frames", source.feature_dim)),),
+        outputs=(TensorSpec(output_name(job), (batch, "steps", source.num_classes)),),
     )
 
 
-def description(job: Job, artifact: Artifact, report: VerificationReport) -> ModelDescription:
+def output_name(job: Job) -> str:
+    """A student's output: log_softmax with ``--log-probs``, else logits."""
+    return "log_probs" if job.options.log_probs else "logits"
+
+
+def description(
+    job: Job, artifact: Artifact, report: VerificationReport | None = None
+) -> ModelDescription:
+    """The sidecar of ``artifact``; without ``report`` the one its verification runs with."""
     src = job.source
-    if src.kind == "student":
-        graphs = [student_graph(job, artifact)]
-        sequence_output = graphs[0].outputs[0].name
-    else:
-        graphs = list(artifact.extra_graphs)
-        sequence_output = artifact.details["sequence_output"]
     calibration = job.calibration.summary() if job.calibration is not None else None
     if calibration is not None:
         calibration["method"] = artifact.details.get("calibration_method", "")
@@ -46,23 +52,26 @@ def description(job: Job, artifact: Artifact, report: VerificationReport) -> Mod
         kind=src.kind,
         target=job.spec.name,
         engine=artifact.engine,
-        graphs=tuple(graphs),
-        sequence_output=sequence_output,
-        output_kind=artifact.details.get(
-            "output_kind", "log_probs" if job.options.log_probs else "logits"
-        ),
+        graphs=artifact.graphs,
+        sequence_output=artifact.sequence_output,
+        output_kind=artifact.output_kind,
         vocabulary=src.vocabulary,
         precision=artifact.precision,
         source=src.describe(),
         preset=src.preset,
         temporal=src.temporal,
         calibration=calibration,
-        verification=report.to_dict(),
+        verification=report.to_dict() if report is not None else {},
         options=job.options.changed(),
         details=artifact.details,
         versions=versions(artifact),
-        fps=src.info.get("fps") if src.kind == "student" else None,
+        fps=src.fps,
     )
+
+
+def verify_artifact(job: Job, artifact: Artifact) -> VerificationReport:
+    """Verify ``artifact`` as deployed: loaded by the runtimes with the sidecar it will get."""
+    return job.source.verify(job, description(job, artifact), artifact.model_path)
 
 
 def versions(artifact: Artifact) -> dict[str, str]:

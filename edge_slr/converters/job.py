@@ -1,14 +1,24 @@
-"""What a conversion works on: options, the target table's entries, the source model, artifacts."""
+"""What a conversion works on: options, the target table's rows, the source model, the job and
+the artifact an exporter makes."""
 
 from __future__ import annotations
 
+import abc
+import importlib
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from edge_slr.converters.verify import VerificationReport, VerifyConfig
 from edge_slr.errors import InputError
-from edge_slr.sidecar import PrecisionSpec, TemporalSpec
+from edge_slr.sidecar import GraphSpec, ModelDescription, PrecisionSpec, TemporalSpec
+
+if TYPE_CHECKING:
+    from edge_slr.converters.calibration import SequenceSet
+    from edge_slr.converters.corrector_data import CorrectorCalibration, HeldoutSentences
+    from edge_slr.converters.verify import Reference
 
 LSTM_POLICIES = ("auto", "int8", "first-fp32", "fp32", "fp32+input-conv")
 # --compat for tflite targets: the oldest TFLite interpreter the model must load on.
@@ -112,16 +122,29 @@ COMMON_OPTIONS = frozenset(
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """One row of the target table."""
+    """One row of the target table: an engine format, and the exporter of each model kind.
+
+    ``exporters`` maps a model kind ("student", "corrector") to ``"module:function"``, a
+    function ``(Job) -> Artifact`` imported when used (engines load only where needed).
+    """
 
     name: str
-    module: str  # edge_slr.converters.<module> with export(job) and runner(artifact, job)
-    engine: str  # engine the artifact runs on
+    engine: str  # engine the artifact runs on (a runtime's ``engine``)
     precision: str  # fp32 | int8
     suffix: str  # model file suffix
+    exporters: Mapping[str, str]  # model kind -> "module:function"
     requires: tuple[str, ...] = ()  # arguments that must be given ("calibration")
     options: frozenset[str] = frozenset()  # target-specific options it accepts
     description: str = ""
+    calibrating: frozenset[str] = frozenset()  # kinds whose INT8 needs activation statistics
+
+    def __post_init__(self) -> None:
+        for kind, where in self.exporters.items():
+            if where.count(":") != 1:
+                raise InputError(
+                    f"target {self.name}: exporter of {kind!r} must be 'module:function', "
+                    f"got {where!r}"
+                )
 
     @property
     def int8(self) -> bool:
@@ -130,24 +153,52 @@ class TargetSpec:
     def accepts(self, option: str) -> bool:
         return option in COMMON_OPTIONS or option in self.options
 
+    def calibrates(self, kind: str, options: ConvertOptions) -> bool:
+        """Whether exporting ``kind`` needs calibration data (activation statistics). Targets
+        taking ``full_integer`` quantise weights only (dynamic range) unless it is set."""
+        if kind not in self.calibrating:
+            return False
+        return options.full_integer or "full_integer" not in self.options
 
-@dataclass(frozen=True)
-class Source:
-    """The model being converted, loaded from its checkpoint."""
+    def exporter(self, kind: str) -> Callable[[Job], Artifact]:
+        """The export function of ``kind`` models (InputError when this target has none)."""
+        if kind not in self.exporters:
+            raise InputError(
+                f"{self.name} does not convert {kind} models; it converts "
+                f"{', '.join(self.exporters)}"
+            )
+        module, function = self.exporters[kind].split(":")
+        return getattr(importlib.import_module(module), function)
 
-    kind: str  # "student" | "corrector"
+
+@dataclass(frozen=True, kw_only=True)
+class Source(abc.ABC):
+    """The model being converted, loaded from its checkpoint; one subclass per model kind
+    (:class:`~edge_slr.converters.source.StudentSource`,
+    :class:`~edge_slr.converters.corrector_source.CorrectorSource`) holds what differs."""
+
+    kind: ClassVar[str]
     checkpoint: Path
     sha256: str
-    model: Any  # torch module in eval mode; students: features (B, T, F) -> (B, T', V)
     vocabulary: dict[str, Any]
-    labels: tuple[str, ...]  # id -> gloss (blank first)
+    labels: tuple[str, ...]  # id -> gloss or token
     dims: dict[str, Any]
+    num_classes: int
+    info: dict[str, Any] = field(default_factory=dict)  # epoch, metrics, versions, gates
+    # what a student's sidecar holds and a corrector's does not
     preset: dict[str, Any] | None = None
     temporal: TemporalSpec | None = None
-    feature_dim: int = 0
-    num_classes: int = 0
-    info: dict[str, Any] = field(default_factory=dict)  # epoch, metrics, versions
-    corrector: Any = None  # the Corrector (kind "corrector")
+    fps: float | None = None
+
+    @classmethod
+    def of(cls: type[SourceT], job: Job) -> SourceT:
+        """The job's source as this kind (an exporter of this kind's models needs it to be)."""
+        if not isinstance(job.source, cls):
+            raise InputError(
+                f"{job.spec.name}: this exporter converts {cls.kind} models, got a "
+                f"{job.source.kind}"
+            )
+        return job.source
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -158,16 +209,32 @@ class Source:
             **self.info,
         }
 
+    @abc.abstractmethod
+    def attach_data(self, job: Job, calibration: Path | None) -> None:
+        """Load the held-out data (and, where the target calibrates, calibration data)."""
+
+    @abc.abstractmethod
+    def verify(
+        self, job: Job, description: ModelDescription, model_path: Path
+    ) -> VerificationReport:
+        """Verify the written artifact ``model_path`` (``description`` is the sidecar it gets
+        once it passes) on the runtime that will run it."""
+
+
+SourceT = TypeVar("SourceT", bound=Source)
+
 
 @dataclass
 class Job:
+    """One conversion: the target, the source model, the options and the data."""
+
     spec: TargetSpec
     source: Source
     options: ConvertOptions
     out_dir: Path
-    calibration: Any = None  # SequenceSet (calibration split), INT8 targets
-    reference: Any = None  # verify.Reference
-    verify_config: Any = None  # verify.VerifyConfig
+    verify_config: VerifyConfig = field(default_factory=VerifyConfig)
+    calibration: SequenceSet | CorrectorCalibration | None = None  # INT8 targets that calibrate
+    heldout: Reference | HeldoutSentences | None = None  # what verification compares on
 
     def model_path(self, stem_suffix: str = "") -> Path:
         stem = self.options.name or f"{self.source.kind}{stem_suffix}"
@@ -176,14 +243,17 @@ class Job:
 
 @dataclass
 class Artifact:
-    """What a target module made; the driver verifies it (unless the module did) and describes it."""
+    """What an exporter wrote; the driver verifies it (unless the exporter did) and describes it.
+
+    ``model_path`` is the file the sidecar is named after: a student's one graph, or for the
+    corrector (several graph files, listed in ``graphs``) a name of its own."""
 
     model_path: Path
     precision: PrecisionSpec
-    engine: dict[str, Any]  # name, version, config
-    weights_path: Path | None = None
+    engine: dict[str, Any]  # the sidecar's engine: name, version, config (compile settings)
+    graphs: tuple[GraphSpec, ...]
+    sequence_output: str
+    output_kind: str = "logits"
     details: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    verification: Any = None  # VerificationReport when the module verified it itself
-    runner: Any = None  # a Runner over the artifact, for verification
-    extra_graphs: list[Any] = field(default_factory=list)  # corrector: more GraphSpecs
+    verification: VerificationReport | None = None  # when the exporter verified it itself

@@ -13,10 +13,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_slr._optional import require
+from edge_slr.converters.describe import output_name, student_graph
 from edge_slr.converters.job import Artifact, Job
+from edge_slr.converters.source import StudentSource
 from edge_slr.sidecar import PrecisionSpec
 
 logger = logging.getLogger(__name__)
@@ -50,45 +50,21 @@ def export_student_onnx(model: Any, path: Path, feature_dim: int, output_name: s
     return path
 
 
-def ort_session(path: Path, threads: int = 0) -> Any:
-    ort = require("onnxruntime", "running ONNX models")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def session_runner(session: Any) -> Any:
-    name = session.get_inputs()[0].name
-
-    def run(features: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: features[None].astype(np.float32, copy=False)})[0][0]
-
-    return run
-
-
 def export(job: Job) -> Artifact:
-    if job.source.kind == "corrector":
-        from edge_slr.converters import corrector_export
-
-        return corrector_export.export_onnx(job)
+    """The student as ONNX FP32 (verified afterwards on ONNX Runtime, as it will run)."""
     onnx = require("onnx", "checking the exported ONNX model")
     ort = require("onnxruntime", "verifying the ONNX model")
-    path = export_student_onnx(
-        job.source.model, job.model_path(), job.source.feature_dim, output_name(job)
-    )
+    source = StudentSource.of(job)
+    path = export_student_onnx(source.model, job.model_path(), source.feature_dim, output_name(job))
     onnx.checker.check_model(str(path))
     ops = sorted({node.op_type for node in onnx.load(str(path)).graph.node})
     return Artifact(
         model_path=path,
         precision=PrecisionSpec("fp32", "fp32"),
         engine={"name": "onnxruntime", "version": ort.__version__, "config": {}},
+        graphs=(student_graph(job, path),),
+        sequence_output=output_name(job),
+        output_kind=output_name(job),
         details={"opset": OPSET, "exporter": "torchscript", "ops": ops},
         versions={"onnx": onnx.__version__, "onnxruntime": ort.__version__},
-        runner=session_runner(ort_session(path)),
     )
-
-
-def output_name(job: Job) -> str:
-    return "log_probs" if job.options.log_probs else "logits"

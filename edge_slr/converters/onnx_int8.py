@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_slr._optional import require
+from edge_slr.converters.describe import output_name, student_graph
 from edge_slr.converters.job import Artifact, Job
-from edge_slr.converters.onnx_export import (
-    INPUT_NAME,
-    export_student_onnx,
-    ort_session,
-    output_name,
-    session_runner,
-)
+from edge_slr.converters.onnx_export import INPUT_NAME, export_student_onnx
+from edge_slr.converters.source import StudentSource
 from edge_slr.sidecar import PrecisionSpec
 
 logger = logging.getLogger(__name__)
@@ -62,17 +58,15 @@ def _quiet_root_warning(fragment: str) -> Iterator[None]:
 
 
 def export(job: Job) -> Artifact:
-    if job.source.kind == "corrector":
-        from edge_slr.converters import corrector_export
-
-        return corrector_export.export_onnx_int8(job)
+    """The student as ONNX INT8 (static Conv/MatMul, dynamic LSTM)."""
+    source = StudentSource.of(job)
     onnx = require("onnx", "ONNX INT8 quantisation")
     ort = require("onnxruntime", "ONNX INT8 quantisation")
     quantization = require("onnxruntime.quantization", "ONNX INT8 quantisation")
     path = job.model_path("-int8")
     with tempfile.TemporaryDirectory(prefix="edge-slr-ort-") as tmp:
         fp32 = export_student_onnx(
-            job.source.model, Path(tmp) / "fp32.onnx", job.source.feature_dim, output_name(job)
+            source.model, Path(tmp) / "fp32.onnx", source.feature_dim, output_name(job)
         )
         static, prepared = Path(tmp) / "static.onnx", Path(tmp) / "prepared.onnx"
         # Shape inference and graph optimisation first, as ONNX Runtime recommends.
@@ -107,7 +101,9 @@ def export(job: Job) -> Artifact:
             "LSTM: DynamicQuantizeLSTM (INT8 weights, activations quantised per call)",
         ),
         engine={"name": "onnxruntime", "version": ort.__version__, "config": {}},
+        graphs=(student_graph(job, path),),
+        sequence_output=output_name(job),
+        output_kind=output_name(job),
         details={"ops": ops, "calibration_method": "onnxruntime quantize_static (MinMax)"},
         versions={"onnx": onnx.__version__, "onnxruntime": ort.__version__},
-        runner=session_runner(ort_session(path)),
     )

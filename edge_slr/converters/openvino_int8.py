@@ -28,14 +28,17 @@ from typing import Any
 import numpy as np
 
 from edge_slr._optional import require
+from edge_slr.converters.describe import output_name, student_graph
 from edge_slr.converters.job import Artifact, Job
-from edge_slr.converters.openvino_ir import compiled_runner, student_to_ov
+from edge_slr.converters.openvino_ir import student_to_ov
+from edge_slr.converters.source import StudentSource
 from edge_slr.converters.verify import (
     ConversionError,
+    Reference,
     VerificationReport,
-    compare_decodes,
     decode_glosses,
 )
+from edge_slr.runtimes.openvino_rt import PRECISION_KEY
 from edge_slr.sidecar import PrecisionSpec
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ logger = logging.getLogger(__name__)
 # the verification used (``inference_precision`` option, f32 unless bf16 is asked for), and the
 # sidecar records it so the runtime compiles with exactly that.
 def int8_config(inference_precision: str = "f32") -> dict[str, str]:
-    return {"INFERENCE_PRECISION_HINT": inference_precision}
+    return {PRECISION_KEY: inference_precision}
 
 
 INT8_CONFIG = int8_config()
@@ -111,8 +114,9 @@ def quantize_with_accuracy_control(job: Job, model: Any) -> Any:
     nncf = require("nncf", "INT8 quantisation for OpenVINO")
     from edge_slr.metrics import score
 
-    heldout = job.reference.heldout
-    labels = job.source.labels
+    assert isinstance(job.heldout, Reference) and job.heldout.heldout is not None
+    heldout = job.heldout.heldout
+    labels = StudentSource.of(job).labels
 
     def validate(compiled: Any, items: Any) -> tuple[float, list[float]]:
         hyps, refs, per_item = {}, {}, []
@@ -196,9 +200,11 @@ def kept_fp32(rows: list[dict[str, str]]) -> list[str]:
     return kept
 
 
-def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str, list[dict], str]:
-    """Quantise per plan until one verifies; (model, report, plan label, every attempt, the
-    inference precision the verification really ran with)."""
+def try_plans(job: Job, float_model: Any) -> tuple[Artifact, VerificationReport, list[dict]]:
+    """Quantise per plan until one verifies; (the last artifact written, its report, every
+    attempt). Each plan's IR is written and verified on the OpenVINO runtime, as deployed."""
+    from edge_slr.converters.describe import verify_artifact
+
     if job.options.accuracy_control:
         plans = [("accuracy-control", [])]
     else:
@@ -209,9 +215,8 @@ def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str,
             model = quantize_with_accuracy_control(job, float_model.clone())
         else:
             model = quantize(job, float_model.clone(), kept)
-        run = compiled_runner(model, int8_config(job.options.inference_precision))
-        verified = run.inference_precision
-        report = compare_decodes(run, job.reference, job.source.labels, job.verify_config)
+        artifact = write_artifact(job, model, label)
+        report = verify_artifact(job, artifact)
         tried.append(
             {
                 "plan": label,
@@ -229,25 +234,50 @@ def try_plans(job: Job, float_model: Any) -> tuple[Any, VerificationReport, str,
         )
         if report.passed:
             break
-    return model, report, label, tried, verified
+    artifact.details["attempts"] = tried
+    return artifact, report, tried
+
+
+def write_artifact(job: Job, model: Any, label: str) -> Artifact:
+    """Save one plan's INT8 IR (over the previous plan's) and describe it."""
+    from edge_slr.converters.openvino_ir import op_types, save_ir
+
+    ov = require("openvino", "OpenVINO conversion")
+    nncf = require("nncf", "INT8 quantisation for OpenVINO")
+    xml, weights = save_ir(model, job.model_path("-int8"), compress_to_fp16=False)
+    precisions = op_precisions(model)
+    config = int8_config(job.options.inference_precision)
+    return Artifact(
+        model_path=xml,
+        precision=PrecisionSpec(
+            "int8",
+            "int8",
+            kept_fp32=tuple(kept_fp32(precisions)),
+            notes="NNCF PTQ (performance preset); ops listed in kept_fp32 run in floating point",
+        ),
+        engine={"name": "openvino", "version": ov.get_version(), "config": config},
+        graphs=(student_graph(job, xml, weights),),
+        sequence_output=output_name(job),
+        output_kind=output_name(job),
+        details={
+            "lstm_policy": "nncf" if job.options.accuracy_control else job.options.lstm,
+            "plan": label,
+            "calibration_method": "nncf.quantize_with_accuracy_control"
+            if job.options.accuracy_control
+            else "nncf.quantize",
+            "ops": op_types(model),
+            "op_precisions": precisions,
+            "verified_inference_precision": config[PRECISION_KEY],
+        },
+        versions={"openvino": ov.get_version(), "nncf": nncf.__version__},
+    )
 
 
 def export(job: Job) -> Artifact:
-    if job.source.kind == "corrector":
-        from edge_slr.converters import corrector_export
-
-        return corrector_export.export_openvino_int8(job)
-    ov = require("openvino", "OpenVINO conversion")
+    """The student as OpenVINO IR INT8: the first quantisation plan that verifies."""
     nncf = require("nncf", "INT8 quantisation for OpenVINO")
     nncf.set_log_level(logging.ERROR)
-    model, report, label, tried, verified = try_plans(job, student_to_ov(job))
-    if verified != job.options.inference_precision:
-        logger.warning(
-            "%s inference was asked for, but this CPU runs the floating-point layers in %s: "
-            "verified and recorded %s",
-            job.options.inference_precision, verified, verified,
-        )  # fmt: skip
-    config = int8_config(verified)
+    artifact, report, tried = try_plans(job, student_to_ov(job))
     if not report.passed:
         summary = "; ".join(
             f"{t['plan']}: agreement {t['agreement']:.1%}, WER {t['wer_drop']:+.2f}" for t in tried
@@ -257,32 +287,15 @@ def export(job: Job) -> Artifact:
             f"last: {report.reason}",
             report,
         )
-    from edge_slr.converters.openvino_ir import op_types, save_ir
-
-    xml, weights = save_ir(model, job.model_path("-int8"), compress_to_fp16=False)
-    precisions = op_precisions(model)
-    kept = kept_fp32(precisions)
-    return Artifact(
-        model_path=xml,
-        weights_path=weights,
-        precision=PrecisionSpec(
-            "int8",
-            "int8",
-            kept_fp32=tuple(kept),
-            notes="NNCF PTQ (performance preset); ops listed in kept_fp32 run in floating point",
-        ),
-        engine={"name": "openvino", "version": ov.get_version(), "config": config},
-        details={
-            "lstm_policy": "nncf" if job.options.accuracy_control else job.options.lstm,
-            "plan": label,
-            "attempts": tried,
-            "calibration_method": "nncf.quantize_with_accuracy_control"
-            if job.options.accuracy_control
-            else "nncf.quantize",
-            "ops": op_types(model),
-            "op_precisions": precisions,
-            "verified_inference_precision": config["INFERENCE_PRECISION_HINT"],
-        },
-        versions={"openvino": ov.get_version(), "nncf": nncf.__version__},
-        verification=report,
-    )
+    verified = (report.runtime or {}).get("inference_precision", job.options.inference_precision)
+    if verified != job.options.inference_precision:
+        # A bf16 hint on a CPU without bf16 ran in f32: record what really ran.
+        logger.warning(
+            "%s inference was asked for, but this CPU runs the floating-point layers in %s: "
+            "verified and recorded %s",
+            job.options.inference_precision, verified, verified,
+        )  # fmt: skip
+        artifact.engine["config"] = int8_config(verified)
+        artifact.details["verified_inference_precision"] = verified
+    artifact.verification = report
+    return artifact

@@ -13,16 +13,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_slr._optional import require
+from edge_slr.converters.describe import output_name, student_graph
 from edge_slr.converters.job import Artifact, Job
+from edge_slr.converters.source import StudentSource
+from edge_slr.runtimes.openvino_rt import EXACT_FP32
 from edge_slr.sidecar import PrecisionSpec
 
 logger = logging.getLogger(__name__)
 
-# Compile settings for exact FP32 results (bf16 is the default on AVX512_BF16 CPUs).
-FP32_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+# Compile settings for exact FP32 results (bf16 is the default on AVX512_BF16 CPUs): the runtime's.
+FP32_CONFIG = EXACT_FP32
 
 
 def openvino() -> Any:
@@ -31,12 +32,12 @@ def openvino() -> Any:
 
 def student_to_ov(job: Job) -> Any:
     """The student as an ``ov.Model`` with dynamic batch and frames, via a temporary ONNX file."""
-    from edge_slr.converters.onnx_export import export_student_onnx, output_name
+    from edge_slr.converters.onnx_export import export_student_onnx
 
-    ov = openvino()
+    ov, source = openvino(), StudentSource.of(job)
     with tempfile.TemporaryDirectory(prefix="edge-slr-ov-") as tmp:
         onnx_path = export_student_onnx(
-            job.source.model, Path(tmp) / "student.onnx", job.source.feature_dim, output_name(job)
+            source.model, Path(tmp) / "student.onnx", source.feature_dim, output_name(job)
         )
         model = ov.convert_model(str(onnx_path))
     return model
@@ -49,38 +50,12 @@ def save_ir(model: Any, path: Path, compress_to_fp16: bool) -> tuple[Path, Path]
     return path, path.with_suffix(".bin")
 
 
-def compiled_runner(path_or_model: Any, config: dict[str, str] | None = None) -> Any:
-    """A Runner over an IR file or ov.Model compiled for CPU with ``config``."""
-    ov = openvino()
-    core = ov.Core()
-    compiled = core.compile_model(path_or_model, "CPU", dict(config or {}))
-    request = compiled.create_infer_request()
-
-    def run(features: np.ndarray) -> np.ndarray:
-        result = request.infer({0: features[None].astype(np.float32, copy=False)})
-        return np.array(result[compiled.outputs[0]][0])
-
-    # What the plugin really uses for floating-point layers (a bf16 hint falls back to f32 on
-    # CPUs without bf16 support): the precision the verification ran with.
-    run.inference_precision = effective_precision(compiled)  # type: ignore[attr-defined]
-    return run
-
-
-def effective_precision(compiled: Any) -> str:
-    """The compiled model's floating-point inference precision, as "f32" or "bf16"."""
-    value = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-    return "bf16" if "bf16" in value else "f16" if "f16" in value else "f32"
-
-
 def op_types(model: Any) -> list[str]:
     return sorted({op.get_type_name() for op in model.get_ops()})
 
 
 def export(job: Job) -> Artifact:
-    if job.source.kind == "corrector":
-        from edge_slr.converters import corrector_export
-
-        return corrector_export.export_openvino(job)
+    """The student as OpenVINO IR FP32 (``fp16``: FP16-compressed weights)."""
     ov = openvino()
     fp16 = job.options.fp16
     model = student_to_ov(job)
@@ -92,10 +67,11 @@ def export(job: Job) -> Artifact:
     )
     return Artifact(
         model_path=xml,
-        weights_path=weights,
         precision=precision,
         engine={"name": "openvino", "version": ov.get_version(), "config": dict(FP32_CONFIG)},
+        graphs=(student_graph(job, xml, weights),),
+        sequence_output=output_name(job),
+        output_kind=output_name(job),
         details={"ops": op_types(model), "compressed_to_fp16": fp16},
         versions={"openvino": ov.get_version()},
-        runner=compiled_runner(str(xml), FP32_CONFIG),
     )

@@ -1,13 +1,21 @@
-"""Loading the model to convert, its calibration/held-out data, and the verification step."""
+"""Loading the model to convert: the checkpoint formats, and the student source.
+
+A checkpoint's ``format`` picks its loader (:data:`LOADERS`); each loader returns the
+:class:`~edge_slr.converters.job.Source` subclass of its model kind, which loads that kind's
+held-out and calibration data and verifies the written artifact on the runtime that will run it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edge_slr._optional import require
-from edge_slr.converters.job import Artifact, ConvertOptions, Job, Source
+from edge_slr.converters.corrector_source import load_corrector_source
+from edge_slr.converters.job import ConvertOptions, Job, Source
 from edge_slr.converters.verify import (
     Reference,
     VerificationReport,
@@ -15,30 +23,76 @@ from edge_slr.converters.verify import (
     compare_logits,
 )
 from edge_slr.errors import FormatError
-from edge_slr.sidecar import TemporalSpec, file_sha256
+from edge_slr.runtimes.torch_rt import student_temporal, training_fps
+from edge_slr.sidecar import ModelDescription, file_sha256
 
 logger = logging.getLogger(__name__)
 
 RECOMMENDED_CALIBRATION = 300
 
 
-def student_temporal(dims: Any) -> TemporalSpec:
-    """Stride, receptive field and output-length rule of a student (StudentDims)."""
-    lost = 0 if dims.padding == "same" else 2 * (dims.kernel_size - 1)
-    # Two blocks of two k-convolutions and a 2-pool: each block widens the field by
-    # 2 (k - 1) + 1 steps of the block's input stride.
-    field, jump = 1, 1
-    for _ in range(2):
-        field += (2 * (dims.kernel_size - 1) + 1) * jump
-        jump *= 2
-    return TemporalSpec(
-        stride=jump,
-        receptive_field=field,
-        min_input_length=dims.min_input_length,
-        frames_lost_per_block=lost,
-        pool=2,
-        blocks=2,
-    )
+@dataclass(frozen=True, kw_only=True)
+class StudentSource(Source):
+    """A student checkpoint: landmark features (B, T, F) -> CTC logits (B, T', V)."""
+
+    kind: ClassVar[str] = "student"
+    model: Any  # the torch export wrapper, eval mode
+    feature_dim: int
+
+    def attach_data(self, job: Job, calibration: Path | None) -> None:
+        """Held-out sequences (and, for INT8 targets that calibrate, calibration sequences)
+        from a landmark dataset; the FP32 reference over them."""
+        heldout = None
+        if calibration is not None:
+            from edge_slr.converters.calibration import heldout_split, load_sequences
+            from edge_slr.landmarks.presets import preset_from_dict
+
+            assert self.temporal is not None and self.preset is not None  # set by the loader
+            opts, preset = job.options, preset_from_dict(self.preset)
+            common = dict(
+                min_frames=self.temporal.min_input_length,
+                vocabulary_sha256=self.vocabulary["sha256"],
+            )
+            split = heldout_split(calibration, opts.heldout_split)
+            heldout = load_sequences(calibration, split, preset, limit=opts.heldout_size, **common)
+            if job.spec.calibrates(self.kind, opts):
+                job.calibration = load_sequences(
+                    calibration, opts.calibration_split, preset, limit=opts.calibration_size,
+                    **common,
+                )  # fmt: skip
+                if len(job.calibration) < RECOMMENDED_CALIBRATION:
+                    logger.warning(
+                        "INT8 calibration uses %d sequences; %d or more give stable statistics",
+                        len(job.calibration),
+                        RECOMMENDED_CALIBRATION,
+                    )
+        assert self.temporal is not None
+        job.heldout = Reference(
+            model=self.model,
+            min_length=self.temporal.min_input_length,
+            feature_dim=self.feature_dim,
+            heldout=heldout,
+        )
+
+    def verify(
+        self, job: Job, description: ModelDescription, model_path: Path
+    ) -> VerificationReport:
+        """FP32 logits (INT8: decodes and WER) of the written model, loaded by
+        :func:`edge_slr.runtimes.load_runtime` with ``description`` as its sidecar."""
+        from edge_slr.runtimes import load_runtime
+
+        assert isinstance(job.heldout, Reference)
+        with load_runtime(model_path, description=description) as runtime:
+
+            def run(features: Any) -> Any:
+                return runtime.run(features[None])[0]
+
+            if job.spec.int8:
+                report = compare_decodes(run, job.heldout, self.labels, job.verify_config)
+            else:
+                fp16 = description.precision.weights == "fp16"
+                report = compare_logits(run, job.heldout, job.verify_config, fp16=fp16)
+            return replace(report, runtime=runtime.settings)
 
 
 def checkpoint_format(path: Path) -> str:
@@ -57,110 +111,40 @@ def checkpoint_format(path: Path) -> str:
     return str(payload.get("format")) if isinstance(payload, dict) else type(payload).__name__
 
 
-def load_source(checkpoint: str | Path, options: ConvertOptions) -> Source:
-    path = Path(checkpoint)
-    kind = checkpoint_format(path)
-    if kind == "edge-slr-corrector":
-        from edge_slr.converters.corrector_export import load_corrector_source
-
-        return load_corrector_source(path)
-    if kind != "edge-slr-student":
-        raise FormatError(
-            path, f"not an edge-slr student or corrector checkpoint (format {kind!r})"
-        )
+def load_student_source(path: Path, options: ConvertOptions) -> StudentSource:
     from edge_slr.training.checkpoint import load_student
 
     model, ckpt = load_student(path)
-    vocab = ckpt.vocab()
-    preset = ckpt.feature_preset()
-    dims = ckpt.dims
-    return Source(
-        kind="student",
+    vocab, dims, fps = ckpt.vocab(), ckpt.dims, training_fps(ckpt.config)
+    return StudentSource(
         checkpoint=path,
         sha256=file_sha256(path),
         model=model.for_export(log_probs=options.log_probs),
         vocabulary=vocab.to_dict(),
         labels=tuple(vocab.glosses),
         dims=dims.to_dict(),
-        preset=preset.to_dict(),
+        preset=ckpt.feature_preset().to_dict(),
         temporal=student_temporal(dims),
+        fps=fps,
         feature_dim=dims.input_dim,
         num_classes=dims.num_classes,
-        info={
-            "epoch": ckpt.epoch,
-            "step": ckpt.step,
-            "metrics": ckpt.metrics,
-            "versions": ckpt.versions,
-            "fps": training_fps(ckpt),
-        },
-    )
+        info={"epoch": ckpt.epoch, "step": ckpt.step, "metrics": ckpt.metrics,
+              "versions": ckpt.versions, "fps": fps},
+    )  # fmt: skip
 
 
-def training_fps(ckpt: Any) -> float | None:
-    """The frame rate of the checkpoint's training data (its first training sample), or None
-    when that dataset is not here (the sidecar then reads as ``sidecar.DEFAULT_FPS``)."""
-    from edge_slr.data.dataset import LandmarkDataset
-
-    data = (ckpt.config or {}).get("data") or {}
-    root, split = data.get("root"), data.get("train_split") or "train"
-    try:
-        dataset = LandmarkDataset(root, split)
-        return float(dataset[0].landmarks.fps) if len(dataset) else None
-    except Exception as err:  # moved, deleted or unreadable: the frame rate stays unknown
-        logger.info("training frame rate unknown (dataset %r: %s)", root, err)
-        return None
+# checkpoint format -> loader of its Source (the model kinds conversion knows)
+LOADERS: dict[str, Callable[[Path, ConvertOptions], Source]] = {
+    "edge-slr-student": load_student_source,
+    "edge-slr-corrector": load_corrector_source,
+}
 
 
-def attach_data(job: Job, calibration: str | Path | None) -> None:
-    """Load held-out (and, for INT8, calibration) sequences; build the FP32 reference."""
-    src, opts = job.source, job.options
-    heldout = None
-    if src.kind == "student" and calibration is not None:
-        from edge_slr.converters.calibration import heldout_split, load_sequences
-        from edge_slr.landmarks.presets import preset_from_dict
-
-        preset = preset_from_dict(src.preset)
-        common = dict(
-            min_frames=src.temporal.min_input_length,
-            vocabulary_sha256=src.vocabulary["sha256"],
+def load_source(checkpoint: str | Path, options: ConvertOptions) -> Source:
+    path = Path(checkpoint)
+    found = checkpoint_format(path)
+    if found not in LOADERS:
+        raise FormatError(
+            path, f"not an edge-slr student or corrector checkpoint (format {found!r})"
         )
-        split = heldout_split(calibration, opts.heldout_split)
-        heldout = load_sequences(calibration, split, preset, limit=opts.heldout_size, **common)
-        if job.spec.int8 and needs_calibration(job):
-            job.calibration = load_sequences(
-                calibration, opts.calibration_split, preset, limit=opts.calibration_size, **common
-            )
-            if len(job.calibration) < RECOMMENDED_CALIBRATION:
-                logger.warning(
-                    "INT8 calibration uses %d sequences; %d or more give stable statistics",
-                    len(job.calibration),
-                    RECOMMENDED_CALIBRATION,
-                )
-    elif src.kind == "corrector" and calibration is not None:
-        from edge_slr.converters.corrector_export import attach_corrector_data
-
-        attach_corrector_data(job, calibration)
-        return
-    if src.kind == "student":
-        job.reference = Reference(
-            model=src.model,
-            min_length=src.temporal.min_input_length,
-            feature_dim=src.feature_dim,
-            heldout=heldout,
-        )
-
-
-def needs_calibration(job: Job) -> bool:
-    """Dynamic-range TFLite INT8 quantises weights only: no activation statistics needed."""
-    return not (job.spec.name == "tflite-int8" and not job.options.full_integer)
-
-
-def verify(job: Job, artifact: Artifact) -> VerificationReport:
-    if job.source.kind == "corrector":
-        from edge_slr.converters.corrector_verify import verify_corrector
-
-        return verify_corrector(job, artifact)
-    if job.spec.int8:
-        return compare_decodes(artifact.runner, job.reference, job.source.labels, job.verify_config)
-    fp16 = artifact.precision.weights == "fp16"
-    return compare_logits(artifact.runner, job.reference, job.verify_config, fp16=fp16)
+    return LOADERS[found](path, options)

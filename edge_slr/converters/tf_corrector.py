@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_slr._optional import require
+from edge_slr.converters.corrector_source import CorrectorSource
 from edge_slr.converters.job import Artifact, Job
 from edge_slr.errors import InputError
 from edge_slr.sidecar import PrecisionSpec
@@ -189,46 +189,28 @@ def stage_flatbuffers(stage: Any, dims: dict[str, Any], int8: bool) -> tuple[byt
     return to_flatbuffer(tf, module, encoder, int8), to_flatbuffer(tf, module, decoder, int8)
 
 
-def litert_pair(encoder: Path, decoder: Path, threads: int | None = 1) -> tuple[Any, Any]:
-    """Batch-1 encode/decode callables over two .tflite files (signature runners resize)."""
-    litert = require("ai_edge_litert.interpreter", "running TFLite models")
-    runners = []
-    for path in (encoder, decoder):
-        interp = litert.Interpreter(model_path=str(path), num_threads=threads)
-        runners.append(interp.get_signature_runner())
-    enc, dec = runners
-
-    def encode(src: np.ndarray) -> np.ndarray:
-        return np.array(enc(src=src)["memory"])
-
-    def decode(tgt: np.ndarray, memory: np.ndarray, src: np.ndarray) -> np.ndarray:
-        return np.array(dec(tgt=tgt, memory=memory, src=src)["log_probs"])
-
-    return encode, decode
-
-
 def op_names(path: Path) -> list[str]:
-    from edge_slr.converters.tflite import interpreter, op_names
+    """The builtin ops of a ``.tflite`` file, read from the flatbuffer."""
+    from edge_slr.runtimes.tflite_ops import read_op_codes
 
-    return op_names(interpreter(path))
+    return sorted({op.name for op in read_op_codes(path)})
 
 
 def export_tflite(job: Job) -> Artifact:
     """``tflite`` (FP32) or ``tflite-int8`` (dynamic-range) graphs of every stage."""
     from edge_slr.converters import corrector_export as ce
-    from edge_slr.converters.tflite import tensorflow
+    from edge_slr.converters.tflite import load_interpreter, tensorflow, with_graph_ops
 
     if job.options.full_integer or job.options.fused_lstm is not None:
         raise InputError(
             "--full-integer and --fused-lstm apply to the student; the corrector's TFLite "
             "INT8 is dynamic-range (INT8 weights, float activations)"
         )
-    tf = tensorflow()
-    litert = require("ai_edge_litert", "running TFLite models")
+    tf, engine = tensorflow(), load_interpreter()
     int8, stem = job.spec.int8, ce.artifact_stem(job)
     dims = job.source.dims
     files, ops = [], {}
-    for index, stage in enumerate(job.source.corrector.stages):
+    for index, stage in enumerate(CorrectorSource.of(job).corrector.stages):
         buffers = stage_flatbuffers(stage, dims, int8)
         for role, flatbuffer in zip(("encoder", "decoder"), buffers, strict=True):
             path = job.out_dir / f"{stem}-stage{index}-{role}.tflite"
@@ -245,14 +227,12 @@ def export_tflite(job: Job) -> Artifact:
         )  # fmt: skip
     else:
         precision = PrecisionSpec("fp32", "fp32")
-    version = getattr(litert, "__version__", "unknown")
     artifact = ce.make_artifact(
         job,
         files,
         precision,
-        {"name": "litert", "version": version, "config": {"batch": 1}},
-        {"tensorflow": tf.__version__, "ai_edge_litert": version},
-        ce.pairs(files, litert_pair),
+        {"name": "litert", "version": engine.version, "config": {"batch": 1}},
+        {"tensorflow": tf.__version__, engine.module: engine.version},
     )
     artifact.details.update(
         quantization="dynamic-range" if int8 else "fp32",
@@ -260,4 +240,4 @@ def export_tflite(job: Job) -> Artifact:
         ops=ops,
         signature="serving_default",
     )
-    return artifact
+    return with_graph_ops(job, artifact)

@@ -34,6 +34,7 @@ import numpy as np
 
 from edge_slr._optional import require
 from edge_slr.converters.job import Artifact, Job
+from edge_slr.converters.source import StudentSource
 from edge_slr.converters.verify import ConversionError
 from edge_slr.errors import InputError
 from edge_slr.runtimes import tflite_ops
@@ -67,9 +68,9 @@ def keras_model(job: Job, fused: bool) -> Any:
     from edge_slr.converters.keras_student import build_keras_student
     from edge_slr.training.models import StudentDims
 
-    tf = tensorflow()
-    dims = StudentDims.from_dict(job.source.dims)
-    state = job.source.model.model.state_dict()  # the export wrapper holds the student
+    tf, source = tensorflow(), StudentSource.of(job)
+    dims = StudentDims.from_dict(source.dims)
+    state = source.model.model.state_dict()  # the export wrapper holds the student
     return build_keras_student(
         keras_flavour(fused), tf, dims, state, log_probs=job.options.log_probs
     )
@@ -106,40 +107,6 @@ def to_tflite(job: Job, model: Any, mode: str) -> bytes:
     # The Keras 3 export path prints its SavedModel signature to stdout.
     with contextlib.redirect_stdout(io.StringIO()):
         return converter.convert()
-
-
-def interpreter(path_or_bytes: Any, threads: int | None = None) -> Any:
-    """An interpreter of the first installed TFLite package (edge_slr.runtimes.litert_rt)."""
-    cls = load_interpreter().interpreter_class
-    if isinstance(path_or_bytes, bytes):
-        return cls(model_content=path_or_bytes, num_threads=threads)
-    return cls(model_path=str(path_or_bytes), num_threads=threads)
-
-
-def interpreter_runner(interp: Any) -> Any:
-    """A Runner that resizes the input to each sequence's length (batch 1)."""
-    state = {"frames": None}
-    input_detail = interp.get_input_details()[0]
-    output_index = interp.get_output_details()[0]["index"]
-
-    def run(features: np.ndarray) -> np.ndarray:
-        frames = features.shape[0]
-        if state["frames"] != frames:
-            interp.resize_tensor_input(input_detail["index"], [1, frames, features.shape[1]])
-            interp.allocate_tensors()
-            state["frames"] = frames
-        interp.set_tensor(input_detail["index"], features[None].astype(np.float32, copy=False))
-        interp.invoke()
-        return interp.get_tensor(output_index)[0].copy()
-
-    return run
-
-
-def op_names(interp: Any) -> list[str]:
-    try:
-        return sorted({op["op_name"] for op in interp._get_ops_details()})
-    except AttributeError:  # the op listing is not public API; absent in some LiteRT builds
-        return []
 
 
 STUDENT_NEAREST = "the full-integer model (--full-integer) needs TFLite 2.5"
@@ -183,7 +150,7 @@ def with_graph_ops(job: Job, artifact: Artifact) -> Artifact:
             job.options.compat_release,
             CORRECTOR_NEAREST,
         )
-        for graph in artifact.extra_graphs
+        for graph in artifact.graphs
     }
     releases = [d["min_runtime"] for d in per_graph.values() if d["min_runtime"]]
     artifact.details.update(
@@ -194,19 +161,39 @@ def with_graph_ops(job: Job, artifact: Artifact) -> Artifact:
     return artifact
 
 
-def export(job: Job) -> Artifact:
-    if job.source.kind == "corrector":
-        from edge_slr.converters import corrector_export
+def quantization_mode(job: Job) -> str:
+    return (
+        "full-integer" if job.options.full_integer else "dynamic-range" if job.spec.int8 else "fp32"
+    )
 
-        return with_graph_ops(job, corrector_export.export_tflite(job))
+
+PRECISIONS = {
+    "fp32": PrecisionSpec("fp32", "fp32"),
+    "dynamic-range": PrecisionSpec(
+        "int8",
+        "fp32",
+        kept_fp32=("activations (quantised on the fly per op)",),
+        notes="dynamic-range quantisation: INT8 weights, float activations",
+    ),
+    "full-integer": PrecisionSpec(
+        "int8",
+        "int8",
+        kept_fp32=("input and output tensors (float32 I/O)",),
+        notes="full-integer quantisation, calibrated on variable-length sequences",
+    ),
+}
+
+
+def export(job: Job) -> Artifact:
+    """The student as TFLite (FP32, dynamic-range or full-integer INT8), from a Keras rebuild."""
+    from edge_slr.converters.describe import output_name, student_graph
+
     tf = tensorflow()
-    int8, full = job.spec.int8, job.options.full_integer
-    fused = use_fused(job)
-    mode = "full-integer" if full else "dynamic-range" if int8 else "fp32"
+    mode, fused = quantization_mode(job), use_fused(job)
     model = keras_model(job, fused)
     logger.info("TFLite %s via %s", mode, "tf-keras (fused LSTM)" if fused else "Keras 3")
     flatbuffer = to_tflite(job, model, mode)
-    stem = "-int8-full" if full else "-int8" if int8 else ""
+    stem = {"fp32": "", "dynamic-range": "-int8", "full-integer": "-int8-full"}[mode]
     if mode == "dynamic-range" and job.options.compat:
         stem += "-compat"  # per-tensor Dense weights: a different model from the default INT8
     path = job.model_path(stem)
@@ -214,38 +201,20 @@ def export(job: Job) -> Artifact:
     compat = op_details(path, job.options.compat, job.options.compat_release)
     ops = sorted({op["op"] for op in compat["tflite_ops"]})
     engine = load_interpreter()
-    if engine.release is not None:  # verifying on tflite-runtime or tf.lite: may be too old
-        tflite_ops.check_runtime(path, engine.release, engine.label)
-    interp = engine.interpreter_class(model_path=str(path))
-    version = engine.version
-    if mode == "fp32":
-        precision = PrecisionSpec("fp32", "fp32")
-    elif mode == "dynamic-range":
-        precision = PrecisionSpec(
-            "int8",
-            "fp32",
-            kept_fp32=("activations (quantised on the fly per op)",),
-            notes="dynamic-range quantisation: INT8 weights, float activations",
-        )
-    else:
-        precision = PrecisionSpec(
-            "int8",
-            "int8",
-            kept_fp32=("input and output tensors (float32 I/O)",),
-            notes="full-integer quantisation, calibrated on variable-length sequences",
-        )
     return Artifact(
         model_path=path,
-        precision=precision,
-        engine={"name": "litert", "version": version, "config": {"batch": 1}},
+        precision=PRECISIONS[mode],
+        engine={"name": "litert", "version": engine.version, "config": {"batch": 1}},
+        graphs=(student_graph(job, path),),
+        sequence_output=output_name(job),
+        output_kind=output_name(job),
         details={
             "quantization": mode,
             "keras": "tf-keras" if fused else "keras3",
             "fused_lstm": FUSED_LSTM_OP in ops,
             "ops": ops,
-            "calibration_method": "representative_dataset" if full else "",
+            "calibration_method": "representative_dataset" if mode == "full-integer" else "",
             **compat,
         },
-        versions={"tensorflow": tf.__version__, engine.module: version},
-        runner=interpreter_runner(interp),
+        versions={"tensorflow": tf.__version__, engine.module: engine.version},
     )

@@ -77,6 +77,7 @@ class VerificationReport:
     wer_drop: float | None = None  # WER points (converted - reference)
     wer_resolution: float | None = None  # WER points one gloss error is worth on this set
     heldout: dict[str, Any] | None = None  # SequenceSet.summary()
+    runtime: dict[str, Any] | None = None  # Runtime.settings of what ran the converted model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

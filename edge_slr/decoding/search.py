@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -89,16 +90,23 @@ class _PrefixTree:
     """Prefixes as nodes of a trie: integer keys instead of hashing growing tuples."""
 
     def __init__(self, lm: LanguageModel | None) -> None:
-        self.parent, self.last, self.lm_score = [-1], [-1], [0.0]
+        self.parent, self.last, self.lm_score, self.length = [-1], [-1], [0.0], [0]
         self.children: dict[tuple[int, int], int] = {}
         self.lm = lm
 
-    def tokens(self, node: int) -> tuple[int, ...]:
-        out = []
-        while node > 0:
+    def tokens(self, node: int, limit: int | None = None) -> tuple[int, ...]:
+        """The prefix of ``node``; with ``limit``, only its last ``limit`` tokens."""
+        out: list[int] = []
+        while node > 0 and (limit is None or len(out) < limit):
             out.append(self.last[node])
             node = self.parent[node]
         return tuple(reversed(out))
+
+    def _lm_context(self, node: int) -> tuple[int, ...]:
+        # An LM with a ``context_size`` reads only that many last tokens (an n-gram: n - 1; a
+        # shorter tuple is the whole prefix): walk no further up the tree.
+        size = getattr(self.lm, "context_size", None)
+        return self.tokens(node, None if size is None else int(size))
 
     def child(self, node: int, token: int) -> int:
         key = (node, token)
@@ -110,47 +118,81 @@ class _PrefixTree:
         self.parent.append(node)
         self.last.append(token)
         self.lm_score.append(self.lm_score[node] + self._lm(node, token))
+        self.length.append(self.length[node] + 1)
         return new
+
+    def final_lm_score(self, node: int) -> float:
+        """The LM score of a whole labelling: its tokens plus the LM's end-of-sentence score."""
+        final = getattr(self.lm, "final", None)
+        if final is None:
+            return self.lm_score[node]
+        context = self._lm_context(node)
+        return self.lm_score[node] + _checked_lm_value(final(context), "the end")
 
     def _lm(self, node: int, token: int) -> float:
         if self.lm is None:
             return 0.0
-        returned = self.lm(self.tokens(node), token)
-        try:
-            value = float(returned)
-        except (TypeError, ValueError):
-            value = math.nan
-        if math.isnan(value) or value == math.inf:
-            raise InputError(
-                f"the language model returned {returned!r} for token {token}; "
-                "expected a log-probability (a float, -inf allowed)"
-            )
-        return value
+        return _checked_lm_value(self.lm(self._lm_context(node), token), f"token {token}")
+
+
+def _checked_lm_value(returned: Any, what: str) -> float:
+    try:
+        value = float(returned)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isnan(value) or value == math.inf:
+        raise InputError(
+            f"the language model returned {returned!r} for {what}; "
+            "expected a log-probability (a float, -inf allowed)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class _Fusion:
+    """How prefixes are ranked: log P_ctc + ``weight`` * LM score + ``bonus`` * glosses."""
+
+    lm: LanguageModel | None
+    weight: float
+    bonus: float
+
+    def bound(self) -> float | None:
+        """The most a token can add to the weighted LM score; None when unknown."""
+        if self.lm is None:
+            return 0.0
+        top = getattr(self.lm, "max_log_prob", None)
+        return None if top is None else self.weight * float(top)
 
 
 def _search(
     lp: np.ndarray,
     beam_width: int,
     blank: int,
-    lm: LanguageModel | None,
-    lm_weight: float,
+    fusion: _Fusion,
     candidates: list[list[tuple[int, float]]],
 ) -> tuple[_PrefixTree, list[tuple[float, int]]]:
     """Prefix beam search; returns the tree and the final beams as (score, node), best first.
 
     Each beam holds log p_b (prefix ending in blank) and log p_nb (ending in its last token).
     """
-    tree = _PrefixTree(lm)
+    tree = _PrefixTree(fusion.lm)
     parent, last, lm_score, children = tree.parent, tree.last, tree.lm_score, tree.children
+    length, weight, bonus, bound = tree.length, fusion.weight, fusion.bonus, fusion.bound()
+
+    def fused(node: int, value: float) -> float:
+        return value + weight * lm_score[node] + bonus * length[node]
+
     beams: dict[int, tuple[float, float]] = {0: (0.0, NEG_INF)}  # the empty prefix
     for t, frame_candidates in enumerate(candidates):
         row, blank_lp = lp[t], float(lp[t, blank])
         totals = {node: _logadd(pb, pnb) for node, (pb, pnb) in beams.items()}
-        # Each beam's prefix stays alive through a blank, so without an LM a new prefix scoring
-        # below the beam_width-th of those values cannot survive this frame: skip creating it.
+        # Each beam's prefix stays alive through a blank, so a new prefix whose best possible
+        # ranking score is below the beam_width-th of those cannot survive this frame: skip it.
+        # The LM part of that bound needs the LM's largest score (0 for a normalised LM).
         floor = NEG_INF
-        if lm is None and len(beams) >= beam_width:
-            floor = heapq.nlargest(beam_width, totals.values())[-1] + blank_lp
+        if bound is not None and len(beams) >= beam_width:
+            alive = (fused(node, total) for node, total in totals.items())
+            floor = heapq.nlargest(beam_width, alive)[-1] + blank_lp
         next_b = {node: total + blank_lp for node, total in totals.items()}
         next_nb: dict[int, float] = {}
         for node, (_, pnb) in beams.items():
@@ -165,26 +207,28 @@ def _search(
                 next_nb[node] = _logadd(next_nb.get(node, NEG_INF), base + float(row[token]))
         for node, (pb, _) in beams.items():
             total, end = totals[node], last[node]
+            # the CTC score a child of this node needs to reach the floor, at the LM's best
+            cut = floor - fused(node, bonus) - (bound or 0.0)
             for token, token_lp in frame_candidates:
-                if total + token_lp < floor:
+                if total + token_lp < cut:
                     break  # candidates come most probable first
                 # the same token again only starts a new gloss after a blank
                 score = (pb if token == end else total) + token_lp
                 child = children.get((node, token))
-                if score < floor or score == NEG_INF or child in beams:
+                if score < cut or score == NEG_INF or child in beams:
                     continue
                 if child is None:
                     child = tree.child(node, token)
                 next_nb[child] = score  # a new prefix has one parent: a single contribution
-        scored = [
-            (_logadd(next_b.get(n, NEG_INF), nb) + lm_weight * lm_score[n], -n)
-            for n, nb in next_nb.items()
-        ]
-        scored += [(b + lm_weight * lm_score[n], -n) for n, b in next_b.items() if n not in next_nb]
+        scored = [(fused(n, _logadd(next_b.get(n, NEG_INF), nb)), -n) for n, nb in next_nb.items()]
+        scored += [(fused(n, b), -n) for n, b in next_b.items() if n not in next_nb]
         kept = heapq.nlargest(beam_width, scored)  # ties: the older prefix (smaller id) wins
         beams = {-m: (next_b.get(-m, NEG_INF), next_nb.get(-m, NEG_INF)) for _, m in kept}
     final = sorted(
-        ((_logadd(pb, pnb) + lm_weight * lm_score[n], -n) for n, (pb, pnb) in beams.items()),
+        (
+            (_logadd(pb, pnb) + weight * tree.final_lm_score(n) + bonus * length[n], -n)
+            for n, (pb, pnb) in beams.items()
+        ),
         reverse=True,
     )
     return tree, [(s, -m) for s, m in final]
@@ -200,28 +244,43 @@ def beam_search_nbest(
     token_top_k: int | None = 16,
     token_min_prob: float = 1e-4,
     labels: Sequence[str] | None = None,
+    insertion_bonus: float = 0.0,
 ) -> list[DecodeResult]:
     """The ``nbest`` best labellings of a CTC prefix beam search, best first.
 
     ``lm(prefix_tokens, next_token) -> log-prob`` is an optional token-level language model,
-    called once per new prefix; prefixes are ranked by log P(prefix) + ``lm_weight`` * LM score.
+    called once per new prefix (shallow fusion); prefixes are ranked by log P(prefix) +
+    ``lm_weight`` * LM score + ``insertion_bonus`` * number of glosses (the bonus offsets the
+    LM's cost per gloss, which otherwise favours short labellings). An ``lm`` with a
+    ``final(prefix_tokens)`` method (the end-of-sentence score) has it added to the finished
+    labellings, and one with a ``max_log_prob`` attribute (the largest value it ever returns,
+    0 for a normalised LM such as :class:`~edge_slr.decoding.lm.GlossLMScorer`) lets the search
+    skip prefixes that cannot enter the beam, as it does without an LM; with a ``context_size``
+    attribute k it is handed only the last k tokens of a prefix (all of a shorter one).
     Per frame only the ``token_top_k`` most probable non-blank tokens with a posterior of at
     least ``token_min_prob`` (and always the best one) extend a prefix; ``token_top_k=None,
     token_min_prob=0`` searches exactly (with a wide enough beam). Results carry the exact
     CTC log-prob of their labelling and the spans of its Viterbi alignment, and are ordered by
-    that exact score.
+    that exact score (plus the weighted LM score, with the end-of-sentence score, and bonus).
     """
     lp = validate_log_probs(log_probs, blank)
     check_labels(labels, lp.shape[1])
     _check_search_options(nbest, beam_width, lm, lm_weight, token_top_k, token_min_prob)
+    if not math.isfinite(insertion_bonus):
+        raise InputError(f"insertion_bonus must be a finite number, got {insertion_bonus!r}")
     candidates = _candidates(lp, blank, token_top_k, token_min_prob)
-    tree, final = _search(lp, beam_width, blank, lm, lm_weight, candidates)
+    tree, final = _search(
+        lp, beam_width, blank, _Fusion(lm, lm_weight, insertion_bonus), candidates
+    )
     results = [
-        result_for(lp, tree.tokens(node), blank, labels, tree.lm_score[node])
+        result_for(lp, tree.tokens(node), blank, labels, tree.final_lm_score(node))
         for score, node in final[:nbest]
         if score > NEG_INF
     ]
-    results.sort(key=lambda r: r.log_prob + lm_weight * r.lm_log_prob, reverse=True)
+    results.sort(
+        key=lambda r: r.log_prob + lm_weight * r.lm_log_prob + insertion_bonus * len(r.tokens),
+        reverse=True,
+    )
     return results
 
 
@@ -234,10 +293,20 @@ def beam_search(
     token_top_k: int | None = 16,
     token_min_prob: float = 1e-4,
     labels: Sequence[str] | None = None,
+    insertion_bonus: float = 0.0,
 ) -> DecodeResult:
     """The best labelling of a CTC prefix beam search (see :func:`beam_search_nbest`)."""
     results = beam_search_nbest(
-        log_probs, 1, beam_width, blank, lm, lm_weight, token_top_k, token_min_prob, labels
+        log_probs,
+        1,
+        beam_width,
+        blank,
+        lm,
+        lm_weight,
+        token_top_k,
+        token_min_prob,
+        labels,
+        insertion_bonus,
     )
     if not results:
         raise InputError("every prefix has probability 0 (the language model excluded them all)")

@@ -70,7 +70,7 @@ def recognize_held_out(
     """Recognise every clip of the dataset's test split (unseen signers and sentences) and score."""
     from edge_slr.data.dataset import LandmarkDataset
     from edge_slr.metrics import score
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
     from edge_slr.training.evaluate import scoring_corpus
 
     test = LandmarkDataset(data_dir, "test")
@@ -129,7 +129,7 @@ def recognize_video(
     model_dir: Path, video: Path, *, runtime: str, precision: str, beam_width: int, threads: int
 ) -> VideoResult:
     """Extract landmarks from ``video`` with MediaPipe Holistic and recognise them."""
-    from edge_slr.recognizer import Recognizer
+    from edge_slr.recognition.recognizer import Recognizer
 
     with Recognizer.create_from_model_dir(
         model_dir, runtime=runtime, precision=precision, beam_width=beam_width, threads=threads

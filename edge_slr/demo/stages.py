@@ -313,7 +313,7 @@ class TargetStage(Stage):
 
 def install_corrector(corrector_dir: Path, models_dir: Path) -> Path:
     """Copy the trained corrector into ``MODELS/corrector/`` where the Recognizer looks for it."""
-    from edge_slr.recognizer import CORRECTOR_CHECKPOINT, CORRECTOR_FOLDER
+    from edge_slr.runtimes.corrector import CORRECTOR_CHECKPOINT, CORRECTOR_FOLDER
 
     target = models_dir / CORRECTOR_FOLDER
     target.mkdir(parents=True, exist_ok=True)

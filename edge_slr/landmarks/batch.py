@@ -3,8 +3,8 @@
 Built for runs of hours over a whole corpus, on one machine or a Ray cluster:
 
 - exactly once: each file is written under a hidden temporary name in the output folder and
-  moved into place with ``os.replace`` (a kill leaves no half-written output; stale temporaries
-  are removed at the start and end of a run), and recorded in the folder's manifest
+  moved into place in one step (a kill leaves no half-written output; stale temporaries are
+  removed at the start and end of a run), and recorded in the folder's manifest
   (:mod:`edge_slr.landmarks.manifest`) with its input's size/mtime and the extractor's options;
 - resumable: a re-run skips what the manifest says is done and unchanged, redoes what changed;
 - failures do not stop the run: a failed video is retried ``retries`` times (errors that are a
@@ -13,7 +13,9 @@ Built for runs of hours over a whole corpus, on one machine or a Ray cluster:
   outputs;
 - executors (:mod:`edge_slr.landmarks.executors`): this process (``workers=1``), a local
   process pool (``workers > 1``; spawned, not forked: MediaPipe threads do not survive a fork)
-  or Ray actors (``executor="ray"``); one extractor per worker, largest inputs first.
+  or Ray actors (``executor="ray"``); one extractor per worker, largest inputs first;
+- storage (:mod:`edge_slr.landmarks.storage`): the output folder is a local path or an fsspec
+  URL (``file://``, ``s3://``, ...); inputs are local (or mounted) files.
 
 Plain inputs (a folder that is not a frame folder is walked for videos and frame folders, and
 its tree is mirrored in the output) and a corpus split (the :mod:`edge_slr.data.dataset` layout)::
@@ -39,6 +41,7 @@ from typing import Any
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
+from edge_slr.landmarks import storage
 from edge_slr.landmarks.extract import NO_PERSON_POLICIES, HolisticExtractor, HolisticOptions
 
 logger = logging.getLogger(__name__)
@@ -49,8 +52,6 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4
 SUMMARY_NAME = "extraction_summary.json"
 # Errors that are a property of the input file: retrying cannot change them.
 NOT_RETRIED = ("InputError", "FormatError", "NoPersonDetectedError", "MissingDependencyError")
-# Temporaries: ours (".ID.partial-PID.npz") and the landmark writers' own ("X.npz.partial").
-_PARTIAL = re.compile(r"^(\..+\.partial-\d+(\.(npz|pose|json))?|.+\.(npz|pose)\.partial)$")
 _SAFE_ID = re.compile(r"^[^/\\\x00]+$")
 
 
@@ -60,7 +61,7 @@ class ExtractionJob:
 
     id: str
     source: Path | None  # None: the corpus has no frames for this sample (recorded as a failure)
-    output: Path
+    output: Path | str  # a local path or an fsspec URL (edge_slr.landmarks.storage)
     fps: float | None = None  # frame rate of a frame folder; videos carry their own
 
 
@@ -132,14 +133,13 @@ class BatchSummary:
             "failures": [asdict(o) for o in self.failures],
         }
 
-    def write_json(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write :meth:`to_dict` (plus ``extra``, e.g. the options) atomically as JSON."""
-        path = Path(path)
+    def write_json(self, path: str | Path, extra: dict[str, Any] | None = None) -> storage.Target:
+        """Write :meth:`to_dict` (plus ``extra``, e.g. the options) atomically as JSON to a
+        local path or an fsspec URL."""
+        target = storage.as_target(path)
         payload = {**(extra or {}), **self.to_dict()}
-        partial = _partial_path(path)
-        partial.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        os.replace(partial, path)
-        return path
+        storage.write_text_atomic(target, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return target
 
 
 def jobs_for_inputs(
@@ -157,19 +157,18 @@ def jobs_for_inputs(
     silent overwrite.
     """
     _check_suffix(suffix)
-    out_dir = Path(out_dir)
+    out_dir = storage.as_target(out_dir)
     jobs: list[ExtractionJob] = []
-    seen: dict[Path, Path] = {}
+    seen: dict[str, Path] = {}
     for raw in inputs:
         for source, rel in _expand(Path(raw)):
-            output = out_dir / rel.parent / f"{rel.name}{suffix}"
-            if output in seen:
+            name = (rel.parent / f"{rel.name}{suffix}").as_posix()
+            if name in seen:
                 raise InputError(
-                    f"inputs {seen[output]} and {source} would both be written as "
-                    f"{output.relative_to(out_dir)}"
+                    f"inputs {seen[name]} and {source} would both be written as {name}"
                 )
-            seen[output] = source
-            jobs.append(ExtractionJob(rel.as_posix(), source, output, fps))
+            seen[name] = source
+            jobs.append(ExtractionJob(rel.as_posix(), source, storage.join(out_dir, name), fps))
     if not jobs:
         raise InputError("no inputs given: expected video files, frame folders or folders of them")
     return jobs
@@ -179,8 +178,10 @@ def jobs_for_samples(
     samples: Sequence[Any], out_dir: str | Path, fps: float | None = None
 ) -> list[ExtractionJob]:
     """One job per corpus sample (``.id``, ``.source``), written as ``OUT/ID.npz``."""
-    out_dir = Path(out_dir)
-    return [ExtractionJob(s.id, s.source, out_dir / f"{s.id}.npz", fps) for s in samples]
+    out_dir = storage.as_target(out_dir)
+    return [
+        ExtractionJob(s.id, s.source, storage.join(out_dir, f"{s.id}.npz"), fps) for s in samples
+    ]
 
 
 def run_batch(
@@ -219,9 +220,9 @@ def run_batch(
     start = time.perf_counter()
     if not jobs:
         return BatchSummary((), 0.0)
-    folders = {job.output.parent for job in jobs}
+    folders = {storage.parent(job.output) for job in jobs}
     for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+        storage.makedirs(folder)
         remove_partials(folder)
     described = extractor_description(options)
     run = {
@@ -232,7 +233,7 @@ def run_batch(
         "ray_address": ray_address,
         "retries": retries,
     }
-    with Manifest.open(Path(os.path.commonpath([str(f) for f in folders]))) as manifest:
+    with Manifest.open(storage.common_folder(folders)) as manifest:
         outcomes, todo = _plan(jobs, manifest, described, sha256, overwrite)
         logger.info("%d jobs: %d to run, %d already done", len(jobs), len(todo), len(outcomes))
         name = "serial"
@@ -266,7 +267,7 @@ def _plan(
                 job.id, "skipped", _str(job.source), str(job.output), record.get("num_frames")
             )
             continue
-        if record is not None or job.output.exists():
+        if record is not None or storage.exists(job.output):
             logger.info("%s: extracting again (%s)", job.id, why)
         todo.append((job, signature))
     todo.sort(key=lambda item: -(item[1].size if item[1] is not None else 0))
@@ -281,7 +282,7 @@ def _redo_reason(
         return "not in the manifest"
     if record.get("status") != "done":
         return f"it failed before ({record.get('error_type')})"
-    if not job.output.exists():
+    if not storage.exists(job.output):
         return "its output file is gone"
     if signature is None or not signature.matches(record):
         return "its input changed"
@@ -300,46 +301,71 @@ def _execute(
     progress: bool,
 ) -> str:
     """Run the jobs on the executor, retrying failures; record each final outcome."""
-    from edge_slr.landmarks.executors import create_executor
+    from edge_slr.landmarks.executors import create_executor, run_jobs
 
-    jobs = {job.id: (job, signature) for job, signature in todo}
-    attempts: Counter[str] = Counter()
+    signatures = {job.id: signature for job, signature in todo}
     retries = run.pop("retries")
     workers = min(run.pop("workers"), len(todo))
+    threads = run["threads_per_worker"]
+    task = ExtractionTask(_with_threads(run.pop("options"), threads), run.pop("on_no_person"))
     bar = _progress(len(todo), progress)
     frames, started = 0, time.perf_counter()
+
+    def finished(job: ExtractionJob, outcome: JobOutcome) -> None:
+        nonlocal frames
+        outcomes[job.id] = outcome
+        manifest.add(_record(job, signatures[job.id], described, outcome))
+        if outcome.status == "failed":
+            logger.warning("%s failed: %s", outcome.id, outcome.error)
+        frames += outcome.num_frames or 0
+        bar.set_postfix_str(f"{frames / (time.perf_counter() - started):.1f} frames/s")
+        bar.update(1)
+
     try:
-        with create_executor(executor, workers=workers, retries=retries, **run) as pool:
-            for job, _ in todo:
-                pool.submit(job)
-            while pool.pending:
-                outcome = pool.next_outcome()
-                job, signature = jobs[outcome.id]
-                if outcome.status == "requeued":  # was queued on a pool that broke
-                    pool.submit(job)
-                    continue
-                attempts[job.id] += max(1, outcome.attempts)  # Ray reports its own retries
-                if _retry(outcome, attempts[job.id], retries):
-                    logger.warning("%s failed (%s); retrying", job.id, outcome.error)
-                    pool.submit(job)
-                    continue
-                outcome = dataclasses.replace(outcome, attempts=attempts[job.id])
-                outcomes[job.id] = outcome
-                manifest.add(_record(job, signature, described, outcome))
-                if outcome.status == "failed":
-                    logger.warning("%s failed: %s", outcome.id, outcome.error)
-                frames += outcome.num_frames or 0
-                bar.set_postfix_str(f"{frames / (time.perf_counter() - started):.1f} frames/s")
-                bar.update(1)
+        with create_executor(executor, task, workers=workers, retries=retries, **run) as pool:
+            jobs = [job for job, _ in todo]
+            run_jobs(pool, jobs, retries, finished, lambda o: o.error_type not in NOT_RETRIED)
             return str(pool.name)
     finally:
         bar.close()
 
 
-def _retry(outcome: JobOutcome, attempt: int, retries: int) -> bool:
-    return (
-        outcome.status == "failed" and outcome.error_type not in NOT_RETRIED and attempt <= retries
-    )
+@dataclass(frozen=True)
+class ExtractionTask:
+    """Landmark extraction as an executor task: one extractor per worker."""
+
+    options: HolisticOptions
+    on_no_person: str = "raise"
+
+    def check(self) -> None:
+        HolisticExtractor.create_from_options(self.options).close()
+
+    def start(self, threads: int) -> HolisticExtractor:
+        return HolisticExtractor.create_from_options(self.options)  # threads: in the options
+
+    def run(self, extractor: HolisticExtractor, job: ExtractionJob) -> JobOutcome:
+        return extract_job(extractor, job, self.on_no_person)
+
+    def stop(self, extractor: HolisticExtractor) -> None:
+        extractor.close()
+
+    def worker_died(self, job: ExtractionJob, error: str, charged: bool) -> JobOutcome:
+        from edge_slr.landmarks.executors import WORKER_DIED
+
+        status = "failed" if charged else "requeued"
+        return JobOutcome(
+            job.id, status, _str(job.source), str(job.output), error_type=WORKER_DIED, error=error
+        )
+
+
+def _with_threads(options: HolisticOptions, threads: int) -> HolisticOptions:
+    # Engines with a thread option (e.g. an OpenVINO/LiteRT backend) get it from here too.
+    names = {f.name for f in dataclasses.fields(options)}
+    for name in ("num_threads", "threads"):
+        if name in names and getattr(options, name) in (None, 0):
+            changes: dict[str, Any] = {name: threads}
+            return dataclasses.replace(options, **changes)
+    return options
 
 
 def _record(
@@ -380,12 +406,7 @@ def extract_job(
         if job.source.suffix.lower() in LANDMARK_SUFFIXES:
             raise InputError(f"{job.source} is already a landmark file; nothing to extract")
         seq = extractor.extract_video(job.source, fps=job.fps, on_no_person=on_no_person)
-        partial = _partial_path(job.output)
-        try:
-            save_landmarks(partial, seq)
-            os.replace(partial, job.output)
-        finally:
-            partial.unlink(missing_ok=True)
+        storage.save_atomic(job.output, lambda local: save_landmarks(local, seq))
     except Exception as err:  # noqa: BLE001 - one bad file must not end a corpus-long run
         logger.debug("%s failed", job.id, exc_info=True)
         return JobOutcome(
@@ -424,6 +445,12 @@ def extract_corpus_split(
     from edge_slr.data.corpora import load_corpus
     from edge_slr.data.dataset import DatasetWriter, IndexEntry
 
+    if storage.is_url(out):
+        raise InputError(
+            f"a corpus split is written as a landmark dataset (index, dataset.json), to a local "
+            f"or mounted folder; got the URL {out!r}. Extract its videos as plain inputs to a "
+            "URL instead, or write to a mounted folder"
+        )
     options = HolisticOptions() if options is None else options
     samples = load_corpus(corpus, root, split)[:limit]
     description = {
@@ -465,20 +492,10 @@ def _train_vocabulary(corpus: str, root: str | Path) -> Any:
 
 def remove_partials(folder: str | Path) -> int:
     """Delete temporaries left by a killed run in ``folder``; returns how many."""
-    removed = 0
-    for path in Path(folder).iterdir():
-        if _PARTIAL.match(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
-            removed += 1
+    removed = len(storage.remove_partials(folder))
     if removed:
         logger.info("removed %d unfinished files from an earlier run in %s", removed, folder)
     return removed
-
-
-def _partial_path(path: Path) -> Path:
-    # Same folder (os.replace must not cross file systems), hidden, and the same suffix so
-    # the writer that dispatches on it picks the right format.
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
 
 
 def _input_name(source: Path) -> str:

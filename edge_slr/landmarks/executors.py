@@ -1,10 +1,16 @@
-"""Where extraction jobs run: this process, a local process pool, or Ray actors on a cluster.
+"""Where batch jobs run: this process, a local process pool, or Ray actors on a cluster.
 
-Every executor keeps one :class:`HolisticExtractor` per worker (the models load once per worker,
-not per video) and has the same small interface, driven by :func:`edge_slr.landmarks.batch.run_batch`:
-``submit(job)``, ``next_outcome()`` (blocks until any submitted job is finished), ``pending`` and
-``close()``. Scheduling is the engine's own: ``concurrent.futures.ProcessPoolExecutor`` locally,
-``ray.util.ActorPool`` on Ray; the driver only submits the largest inputs first.
+An executor runs the jobs of one :class:`WorkerTask`: ``task.start(threads)`` once per worker
+(the models load once per worker, not per job), then ``task.run(state, job)`` per job. Landmark
+extraction (:class:`edge_slr.landmarks.batch.ExtractionTask`) and sharded evaluation
+(:mod:`edge_slr.training.evaluate_workers`) are such tasks. Every executor has the same small
+interface: ``submit(job)``, ``next_outcome()`` (blocks until any submitted job is finished),
+``pending`` and ``close()``; :func:`run_jobs` drives it with retries. Scheduling is the engine's
+own: ``concurrent.futures.ProcessPoolExecutor`` locally, ``ray.util.ActorPool`` on Ray; the
+driver only submits the largest jobs first.
+
+Jobs have an ``id``; outcomes are frozen dataclasses with ``id``, ``status`` ("failed", or
+"requeued": executor-internal, anything else is final), ``attempts`` and ``worker``.
 
 Worker deaths:
 
@@ -30,14 +36,13 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Protocol
 
 from edge_slr.errors import InputError, MissingDependencyError
-from edge_slr.landmarks.batch import ExtractionJob, JobOutcome, extract_job
-from edge_slr.landmarks.extract import HolisticExtractor, HolisticOptions
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +57,30 @@ _THREAD_ENV = (
 _PR_SET_PDEATHSIG = 1
 
 
+class WorkerTask(Protocol):
+    """What the workers of an executor do. Picklable: it travels to every worker."""
+
+    def check(self) -> None:
+        """Raise the task's own error in the driver (a bad option, a missing model) before any
+        worker starts, instead of every job failing with "worker died"."""
+
+    def start(self, threads: int) -> Any:
+        """Load what the jobs need, once per worker; returns the worker's state."""
+
+    def run(self, state: Any, job: Any) -> Any:
+        """One job; a failure is returned as an outcome with status "failed", never raised."""
+
+    def stop(self, state: Any) -> None:
+        """Release the worker's state."""
+
+    def worker_died(self, job: Any, error: str, charged: bool) -> Any:
+        """The outcome of a job whose worker died: "failed" when ``charged`` (it was running),
+        else "requeued" (it was only queued)."""
+
+
 def create_executor(
     kind: str,
-    options: HolisticOptions,
-    on_no_person: str,
+    task: WorkerTask,
     *,
     workers: int = 1,
     threads_per_worker: int = 1,
@@ -68,18 +93,49 @@ def create_executor(
     for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive int, got {value!r}")
-    options = _with_threads(options, threads_per_worker)
     if kind == "ray":
-        return RayExecutor(options, on_no_person, workers, threads_per_worker, ray_address, retries)
+        return RayExecutor(task, workers, threads_per_worker, ray_address, retries)
     if ray_address is not None:
         raise InputError("--ray-address needs --executor ray")
     if workers == 1:
-        return SerialExecutor(options, on_no_person)
-    return LocalPoolExecutor(options, on_no_person, workers, threads_per_worker)
+        return SerialExecutor(task)
+    return LocalPoolExecutor(task, workers, threads_per_worker)
+
+
+def run_jobs(
+    pool: Any,
+    jobs: Sequence[Any],
+    retries: int,
+    finished: Callable[[Any, Any], None],
+    retry_if: Callable[[Any], bool] = lambda outcome: True,
+) -> None:
+    """Submit ``jobs`` in order and call ``finished(job, outcome)`` once per job with its final
+    outcome (``attempts`` set). A failed outcome is run again up to ``retries`` times while
+    ``retry_if(outcome)``; jobs requeued by a broken pool run again without counting."""
+    by_id = {job.id: job for job in jobs}
+    attempts: Counter[str] = Counter()
+    for job in jobs:
+        pool.submit(job)
+    while pool.pending:
+        outcome = pool.next_outcome()
+        job = by_id[outcome.id]
+        if outcome.status == "requeued":  # was queued on a pool that broke
+            pool.submit(job)
+            continue
+        attempts[job.id] += max(1, outcome.attempts)  # Ray reports its own retries
+        if outcome.status == "failed" and retry_if(outcome) and attempts[job.id] <= retries:
+            logger.warning("%s failed (%s); retrying", job.id, outcome.error)
+            pool.submit(job)
+            continue
+        finished(job, dataclasses.replace(outcome, attempts=attempts[job.id]))
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _run(task: WorkerTask, state: Any, job: Any) -> Any:
+    return dataclasses.replace(task.run(state, job), worker=worker_name())
 
 
 class _Base:
@@ -96,54 +152,49 @@ class _Base:
 
 
 class SerialExecutor(_Base):
-    """Jobs one after another in this process (``--workers 1``: today's code path)."""
+    """Jobs one after another in this process (``--workers 1``)."""
 
     name = "serial"
 
-    def __init__(self, options: HolisticOptions, on_no_person: str):
-        self._extractor = HolisticExtractor.create_from_options(options)
-        self._on_no_person = on_no_person
-        self._queue: deque[ExtractionJob] = deque()
+    def __init__(self, task: WorkerTask) -> None:
+        self._task = task
+        self._state = task.start(0)  # 0: this process keeps its thread settings
+        self._queue: deque[Any] = deque()
 
     @property
     def pending(self) -> int:
         return len(self._queue)
 
-    def submit(self, job: ExtractionJob) -> None:
+    def submit(self, job: Any) -> None:
         self._queue.append(job)
 
-    def next_outcome(self) -> JobOutcome:
-        outcome = extract_job(self._extractor, self._queue.popleft(), self._on_no_person)
-        return dataclasses.replace(outcome, worker=worker_name())
+    def next_outcome(self) -> Any:
+        return _run(self._task, self._state, self._queue.popleft())
 
     def close(self) -> None:
-        self._extractor.close()
+        self._task.stop(self._state)
 
 
 class LocalPoolExecutor(_Base):
-    """A pool of spawned processes on this machine, one extractor each."""
+    """A pool of spawned processes on this machine, one task state each."""
 
     name = "local"
 
-    def __init__(
-        self, options: HolisticOptions, on_no_person: str, workers: int, threads: int
-    ) -> None:
-        # A bad option or a missing model must stop the run with its own error here, not
-        # surface as every job failing with "worker died" after the initialisers crash.
-        HolisticExtractor.create_from_options(options).close()
-        self._initargs = (options, threads, os.getpid())
-        self._on_no_person = on_no_person
+    def __init__(self, task: WorkerTask, workers: int, threads: int) -> None:
+        task.check()
+        self._task = task
+        self._initargs = (task, threads, os.getpid())
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[Future, ExtractionJob] = {}
-        self._ready: deque[JobOutcome] = deque()
+        self._futures: dict[Future, Any] = {}
+        self._ready: deque[Any] = deque()
         self.restarts = 0
 
     @property
     def pending(self) -> int:
         return len(self._futures) + len(self._ready)
 
-    def submit(self, job: ExtractionJob) -> None:
+    def submit(self, job: Any) -> None:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers,
@@ -151,9 +202,9 @@ class LocalPoolExecutor(_Base):
                 initializer=_init_worker,
                 initargs=self._initargs,
             )
-        self._futures[self._pool.submit(_worker_job, job, self._on_no_person)] = job
+        self._futures[self._pool.submit(_worker_job, job)] = job
 
-    def next_outcome(self) -> JobOutcome:
+    def next_outcome(self) -> Any:
         while not self._ready:
             # Futures are "running" once handed to the workers' queue: if the pool breaks,
             # these are the jobs a dead worker may have held (the pool cannot say which).
@@ -166,10 +217,14 @@ class LocalPoolExecutor(_Base):
                     self._ready.append(future.result())
                 except BrokenProcessPool as err:
                     broken = True
-                    self._ready.append(_worker_died(job, err, charged=future in running))
+                    self._ready.append(self._died(job, err, future in running))
             if broken:
                 self._restart(running)
         return self._ready.popleft()
+
+    def _died(self, job: Any, err: BaseException | None, charged: bool) -> Any:
+        error = f"the worker process died while running it ({err or 'pool broken'})"
+        return self._task.worker_died(job, error, charged)
 
     def _restart(self, running: set[Future]) -> None:
         assert self._pool is not None
@@ -181,8 +236,8 @@ class LocalPoolExecutor(_Base):
             if future.done() and not future.cancelled() and future.exception() is None:
                 self._ready.append(future.result())  # finished just before the break
             else:
-                self._ready.append(_worker_died(job, None, charged=future in running))
-        logger.warning("an extraction worker died; starting a fresh pool")
+                self._ready.append(self._died(job, None, future in running))
+        logger.warning("a worker died; starting a fresh pool")
 
     def close(self) -> None:
         if self._pool is not None:
@@ -191,33 +246,21 @@ class LocalPoolExecutor(_Base):
             self._pool = None
 
 
-def _worker_died(job: ExtractionJob, err: BaseException | None, charged: bool) -> JobOutcome:
-    return JobOutcome(
-        job.id,
-        "failed" if charged else "requeued",
-        None if job.source is None else str(job.source),
-        str(job.output),
-        error_type=WORKER_DIED,
-        error=f"the worker process died while extracting it ({err or 'pool broken'})",
-    )
-
-
 # ---- local worker process ---------------------------------------------------------------------
 
-_WORKER_EXTRACTOR: HolisticExtractor | None = None
+_WORKER: tuple[WorkerTask, Any] | None = None
 
 
-def _init_worker(options: HolisticOptions, threads: int, parent_pid: int) -> None:
-    global _WORKER_EXTRACTOR
+def _init_worker(task: WorkerTask, threads: int, parent_pid: int) -> None:
+    global _WORKER
     die_with_parent(parent_pid)
     limit_threads(threads)
-    _WORKER_EXTRACTOR = HolisticExtractor.create_from_options(options)
+    _WORKER = (task, task.start(threads))
 
 
-def _worker_job(job: ExtractionJob, on_no_person: str) -> JobOutcome:
-    assert _WORKER_EXTRACTOR is not None, "worker initializer did not run"
-    outcome = extract_job(_WORKER_EXTRACTOR, job, on_no_person)
-    return dataclasses.replace(outcome, worker=worker_name())
+def _worker_job(job: Any) -> Any:
+    assert _WORKER is not None, "worker initializer did not run"
+    return _run(*_WORKER, job)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -251,16 +294,6 @@ def limit_threads(threads: int) -> None:
         pass
 
 
-def _with_threads(options: HolisticOptions, threads: int) -> HolisticOptions:
-    # Engines with a thread option (e.g. an OpenVINO/LiteRT backend) get it from here too.
-    names = {f.name for f in dataclasses.fields(options)}
-    for name in ("num_threads", "threads"):
-        if name in names and getattr(options, name) in (None, 0):
-            changes: dict[str, Any] = {name: threads}
-            return dataclasses.replace(options, **changes)
-    return options
-
-
 # ---- Ray ------------------------------------------------------------------------------------
 
 
@@ -290,40 +323,34 @@ def _check_reachable(address: str | None) -> None:
         ) from err
 
 
-class ExtractorActor:
-    """One Ray actor: an extractor loaded once, then one job per call."""
+class TaskActor:
+    """One Ray actor: the task's state loaded once, then one job per call."""
 
-    def __init__(self, options: HolisticOptions, on_no_person: str, threads: int) -> None:
+    def __init__(self, task: WorkerTask, threads: int) -> None:
         limit_threads(threads)
-        self._extractor = HolisticExtractor.create_from_options(options)
-        self._on_no_person = on_no_person
+        self._task = task
+        self._state = task.start(threads)
 
     def ready(self) -> str:
         return worker_name()
 
-    def extract(self, job: ExtractionJob) -> JobOutcome:
-        outcome = extract_job(self._extractor, job, self._on_no_person)
-        return dataclasses.replace(outcome, worker=worker_name())
+    def run(self, job: Any) -> Any:
+        return _run(self._task, self._state, job)
 
 
 class RayExecutor(_Base):
-    """Extractor actors in a ``ray.util.ActorPool`` (a local Ray, or a cluster by address)."""
+    """Task actors in a ``ray.util.ActorPool`` (a local Ray, or a cluster by address)."""
 
     name = "ray"
 
     def __init__(
-        self,
-        options: HolisticOptions,
-        on_no_person: str,
-        workers: int,
-        threads: int,
-        address: str | None,
-        retries: int,
+        self, task: WorkerTask, workers: int, threads: int, address: str | None, retries: int
     ) -> None:
         ray = import_ray()
         from ray.util import ActorPool
 
         self._ray = ray
+        self._task = task
         self._retries = retries
         self._started = not ray.is_initialized()
         if self._started:
@@ -349,32 +376,32 @@ class RayExecutor(_Base):
                 f"{workers} workers x {threads} threads need {workers * threads} CPUs; the Ray "
                 f"cluster has {cpus:g}: lower --workers or --threads-per-worker, or add machines"
             )
-        actor = ray.remote(ExtractorActor).options(
+        actor = ray.remote(TaskActor).options(
             num_cpus=threads, max_restarts=-1, max_task_retries=retries
         )
-        self._actors = [actor.remote(options, on_no_person, threads) for _ in range(workers)]
+        self._actors = [actor.remote(task, threads) for _ in range(workers)]
         try:
             names = ray.get([a.ready.remote() for a in self._actors])
         except ray.exceptions.RayError as err:
             self.close()
-            raise InputError(f"the extractor could not start on the Ray workers: {err}") from err
-        logger.info("Ray extractor actors: %s", ", ".join(names))
+            raise InputError(f"the workers could not start on Ray: {err}") from err
+        logger.info("Ray actors: %s", ", ".join(names))
         self._pool = ActorPool(self._actors)
-        self._refs: dict[Any, ExtractionJob] = {}
+        self._refs: dict[Any, Any] = {}
 
     @property
     def pending(self) -> int:
         return len(self._refs)
 
-    def submit(self, job: ExtractionJob) -> None:
-        def call(actor: Any, item: ExtractionJob) -> Any:
-            ref = actor.extract.remote(item)
+    def submit(self, job: Any) -> None:
+        def call(actor: Any, item: Any) -> Any:
+            ref = actor.run.remote(item)
             self._refs[ref] = item
             return ref
 
         self._pool.submit(call, job)
 
-    def next_outcome(self) -> JobOutcome:
+    def next_outcome(self) -> Any:
         ray = self._ray
         try:
             outcome = self._pool.get_next_unordered()
@@ -386,7 +413,7 @@ class RayExecutor(_Base):
                 break
         return outcome
 
-    def _died(self, err: Exception) -> JobOutcome:
+    def _died(self, err: Exception) -> Any:
         # Ray spent max_task_retries on this job; ActorPool does not say which job it was,
         # so find the finished reference that holds an actor error.
         ray = self._ray
@@ -401,7 +428,8 @@ class RayExecutor(_Base):
             raise err
         self._restore_actors()
         # Ray already ran it 1 + max_task_retries times: the driver must not retry it again.
-        return dataclasses.replace(_worker_died(job, err, charged=True), attempts=self._retries + 1)
+        outcome = self._task.worker_died(job, f"its Ray actor died ({err})", True)
+        return dataclasses.replace(outcome, attempts=self._retries + 1)
 
     def _restore_actors(self) -> None:
         # ActorPool drops an actor whose task died; ours restart, so they go back in

@@ -95,6 +95,9 @@ class HolisticOptions:
     engine: str = "mediapipe"
     model_dir: Path | None = None  # the Holistic .tflite files (device installs without mediapipe)
     threads: int | None = 1  # engine threads (edge-slr engines; the graph picks its own)
+    # edge-slr engines: threads for the hands and face of one frame (2 overlaps them on a
+    # 2-core machine: the live mode's setting; 1 runs them in turn). Not used by the graph.
+    part_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.engine == "auto":
@@ -105,6 +108,7 @@ class HolisticOptions:
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
             raise InputError(f"threads must be a positive int or None, got {self.threads!r}")
+        check_part_workers(self.part_workers)
         if self.running_mode not in RUNNING_MODES:
             raise InputError(
                 f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}"
@@ -149,6 +153,29 @@ class HolisticOptions:
         return out
 
 
+def check_next_timestamp(timestamp_ms: object, last_ms: int | None, restart: str) -> int:
+    """A video frame's timestamp, checked: whole ms, >= 0, above ``last_ms`` (None: the first
+    frame); ``restart`` names the call that starts a new video, for the error."""
+    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
+        raise InputError(f"timestamp_ms must be an int (milliseconds), got {timestamp_ms!r}")
+    value = int(timestamp_ms)
+    if value < 0:
+        raise InputError(f"timestamp_ms must be >= 0, got {value}")
+    if last_ms is not None and value <= last_ms:
+        raise InputError(
+            f"timestamps must strictly increase: got {value} ms after {last_ms} ms "
+            f"(call {restart} before a new video)"
+        )
+    return value
+
+
+def check_part_workers(value: object) -> int:
+    """``part_workers`` (HolisticOptions, PipelineOptions): 1, 2 or 3 threads per frame."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3:
+        raise InputError(f"part_workers must be 1, 2 or 3 (threads per frame), got {value!r}")
+    return value
+
+
 def auto_engine(model_dir: str | Path | None = None) -> str:
     """The fastest extraction engine that runs here (:data:`AUTO_ENGINES`), else "mediapipe"."""
     import importlib.util
@@ -180,7 +207,7 @@ class HolisticExtractor:
             raise InputError(f"options must be HolisticOptions, got {type(options).__name__}")
         if options.engine != "mediapipe":
             # imported here: the pipeline module builds on this one
-            from edge_slr.landmarks.holistic.pipeline import HolisticEngineExtractor
+            from edge_slr.landmarks.holistic.extractor import HolisticEngineExtractor
 
             return HolisticEngineExtractor.create_from_options(
                 options, engine=options.engine, model_dir=options.model_dir, threads=options.threads
@@ -229,20 +256,14 @@ class HolisticExtractor:
         Timestamps are whole milliseconds and must strictly increase, as in MediaPipe Tasks.
         """
         self._check_mode("video", "extract_video_frame")
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
-            raise InputError(f"timestamp_ms must be an int (milliseconds), got {timestamp_ms!r}")
-        timestamp_ms = int(timestamp_ms)
-        if timestamp_ms < 0:
-            raise InputError(f"timestamp_ms must be >= 0, got {timestamp_ms}")
-        if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
-            raise InputError(
-                f"timestamps must strictly increase: got {timestamp_ms} ms after "
-                f"{self._last_timestamp_ms} ms (call reset() before a new video)"
-            )
+        timestamp_ms = self._next_timestamp(timestamp_ms)
         points = self._live_backend().process(check_rgb(rgb), timestamp_ms)
         self._last_timestamp_ms = timestamp_ms
         self._tracking = True
         return points
+
+    def _next_timestamp(self, timestamp_ms: object) -> int:
+        return check_next_timestamp(timestamp_ms, self._last_timestamp_ms, "reset()")
 
     def extract_video(
         self, source: str | Path, *, fps: float | None = None, on_no_person: str = "raise"

@@ -14,6 +14,11 @@ line it was writing; a torn last line is ignored when read. A record says:
 A re-run skips an output whose record is "done", whose file exists and whose input and extractor
 are unchanged; anything else runs again. An output without a record (its driver was killed between
 the worker's atomic write and the manifest line) is redone, so each input is in the folder once.
+
+On an fsspec URL (:mod:`edge_slr.landmarks.storage`) there is no appending nor locking that every
+file system offers (object stores have neither): the records are written as a whole, atomically,
+at most every :data:`REMOTE_FLUSH_SECONDS` and when the run ends, so a killed driver redoes the
+outputs of its last seconds, and two runs into one URL at the same time are the user's to avoid.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ import importlib.metadata
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from edge_slr.errors import InputError
+from edge_slr.landmarks import storage
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "extraction_manifest.jsonl"
+REMOTE_FLUSH_SECONDS = 30.0
 _HASH_CHUNK = 1 << 20
 
 
@@ -108,18 +116,27 @@ def extractor_description(options: Any) -> dict[str, Any]:
 class Manifest:
     """Records of one output folder; open it with ``with Manifest.open(folder) as m``.
 
-    The open manifest holds an exclusive lock on its file: a second run writing into the same
-    folder at the same time is refused instead of interleaving with this one.
+    In a local folder the open manifest holds an exclusive lock on its file: a second run writing
+    into the same folder at the same time is refused instead of interleaving with this one.
     """
 
-    def __init__(self, path: Path, records: dict[str, dict[str, Any]], handle: Any):
+    def __init__(
+        self, path: storage.Target, records: dict[str, dict[str, Any]], handle: Any
+    ) -> None:
         self.path = path
-        self.folder = path.parent
+        self.folder = storage.parent(path)
         self.records = records
-        self._handle = handle
+        self._handle = handle  # None: a URL, written whole (see the module doc)
+        self._flushed = time.monotonic()
+        self._dirty = False
 
     @classmethod
     def open(cls, folder: str | Path) -> Manifest:
+        if storage.is_url(folder):
+            url = storage.as_target(folder)
+            storage.makedirs(url)
+            path = storage.join(url, MANIFEST_NAME)
+            return cls(path, _parse_records(storage.read_text(path) or "", path), None)
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / MANIFEST_NAME
@@ -132,7 +149,7 @@ class Manifest:
                 f"another extraction is writing into {folder} (its manifest {path} is locked); "
                 "wait for it to finish or choose another output folder"
             ) from None
-        return cls(path, _read_records(path), handle)
+        return cls(path, _parse_records(storage.read_text(path) or "", path), handle)
 
     def __enter__(self) -> Manifest:
         return self
@@ -140,39 +157,44 @@ class Manifest:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def key(self, output: Path) -> str:
-        return os.path.relpath(output, self.folder)
+    def key(self, output: storage.Target) -> str:
+        return storage.relative_to(output, self.folder)
 
-    def get(self, output: Path) -> dict[str, Any] | None:
+    def get(self, output: storage.Target) -> dict[str, Any] | None:
         return self.records.get(self.key(output))
 
     def add(self, record: dict[str, Any]) -> None:
         """Append one record (``record["output"]`` is the output path) durably."""
-        key = self.key(Path(record["output"]))
+        output = record["output"]
+        key = self.key(output if storage.is_url(output) else Path(output))
         record = {**record, "output": key}
         self.records[key] = record
+        if self._handle is None:
+            self._dirty = True
+            if time.monotonic() - self._flushed >= REMOTE_FLUSH_SECONDS:
+                self.compact()
+            return
         self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
     def compact(self) -> None:
         """Rewrite the file with the last record of each output (atomically)."""
-        partial = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         lines = [json.dumps(r, ensure_ascii=False, default=str) for r in self.records.values()]
-        partial.write_text("".join(line + "\n" for line in lines), "utf-8")
-        os.replace(partial, self.path)
+        storage.write_text_atomic(self.path, "".join(line + "\n" for line in lines))
+        self._flushed, self._dirty = time.monotonic(), False
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()  # releases the lock
             self._handle = None
+        elif self._dirty:
+            self.compact()
 
 
-def _read_records(path: Path) -> dict[str, dict[str, Any]]:
+def _parse_records(text: str, path: storage.Target) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return records
-    for number, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             record = json.loads(line)
             key = record["output"]

@@ -148,6 +148,17 @@ class Runtime(abc.ABC):
         return names[0]
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """What this model was loaded with, as the engine applies it: ``threads`` and the
+        engine's own settings. A conversion records the settings its verification ran with
+        (``verification.runtime``); loading the model the same way gives the same settings."""
+        return {"runtime": self.name, "threads": self.threads, **self._engine_settings()}
+
+    def _engine_settings(self) -> dict[str, Any]:
+        """Engine-specific load settings (compile properties, session options)."""
+        return {}
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

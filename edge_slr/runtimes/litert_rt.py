@@ -202,6 +202,12 @@ class LiteRTRuntime(Runtime):
         self._shapes: dict[int, tuple[int, ...]] = {}
         self._invoked = False
 
+    def _engine_settings(self) -> dict[str, Any]:
+        return {
+            "interpreter": self.interpreter.module,
+            "interpreter_version": self.interpreter.version,
+        }
+
     def _engine_inputs(self) -> tuple[TensorSpec, ...]:
         return tuple(t.spec() for t in self._in)
 

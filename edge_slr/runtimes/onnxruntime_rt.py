@@ -56,6 +56,14 @@ class OnnxRuntimeRuntime(Runtime):
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )
         self._output_names = [o.name for o in self._session.get_outputs()]
+        self._inter_op_threads = inter_op_threads
+
+    def _engine_settings(self) -> dict[str, Any]:
+        return {
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "inter_op_threads": self._inter_op_threads,
+            "providers": ["CPUExecutionProvider"],
+        }
 
     def _engine_inputs(self) -> tuple[TensorSpec, ...]:
         return tuple(_spec(node) for node in self._session.get_inputs())

@@ -36,6 +36,10 @@ HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PRECISION_KEY = "INFERENCE_PRECISION_HINT"
 INFERENCE_PRECISIONS = ("f32", "bf16")
 EXACT_FP32 = {PRECISION_KEY: "f32"}
+# OpenVINO 2026.4 CPU plugin: a compiled graph whose first inference has source length 1 reuses
+# a wrong cached kernel for later lengths >= 16 (converters.corrector_export): correctors compile
+# with the shape-specialised runtime cache off.
+RUNTIME_CACHE_OFF = {"CPU_RUNTIME_CACHE_CAPACITY": "0"}
 _SHAPE_CACHE = 4  # compiled models kept for static-shape IRs
 
 
@@ -86,9 +90,8 @@ class OpenVINORuntime(Runtime):
             )  # fmt: skip
             config[PRECISION_KEY] = precision
         if desc is not None and desc.kind == "corrector":
-            # OpenVINO 2026.4 reuses a wrong cached kernel when a decoder's first call has length
-            # 1 and later ones >= 16 (converters.corrector_export): keep that cache off.
-            config.setdefault("CPU_RUNTIME_CACHE_CAPACITY", "0")
+            for key, value in RUNTIME_CACHE_OFF.items():  # see RUNTIME_CACHE_OFF
+                config.setdefault(key, value)
         if hint is not None:
             config["PERFORMANCE_HINT"] = hint
         if self.threads is not None:
@@ -100,6 +103,21 @@ class OpenVINORuntime(Runtime):
     def config(self) -> dict[str, str]:
         """The properties the model was compiled with."""
         return dict(self._config)
+
+    @property
+    def inference_precision(self) -> str:
+        """What the plugin really runs floating-point layers in, "f32", "bf16" or "f16" (a bf16
+        hint falls back to f32 on CPUs without bf16 support)."""
+        compiled, _ = next(reversed(self._compiled.values()))
+        value = str(compiled.get_property(PRECISION_KEY)).lower()
+        return "bf16" if "bf16" in value else "f16" if "f16" in value else "f32"
+
+    def _engine_settings(self) -> dict[str, Any]:
+        return {
+            "device": self._device,
+            "config": self.config,
+            "inference_precision": self.inference_precision,
+        }
 
     # -- shapes and compilation -------------------------------------------------------------------
     def _input_shapes(self, feeds: dict[str, np.ndarray] | None) -> tuple:

@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 _RUNTIMES: dict[str, type[Runtime]] = {}
 ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "tflite": "litert", "ov": "openvino"}
-# When nothing else decides: the fastest engine on x86 CPUs first (docs/engines.md), the torch
-# reference last; within an engine the smallest verified precision first.
+# When nothing else decides: OpenVINO first, the torch reference last; within an engine the
+# smallest verified precision first. Not a speed ranking: on the project's machines ONNX Runtime
+# ran the student fastest (docs/engines.md, "Which engine runs the student fastest").
 ENGINE_PREFERENCE = ("openvino", "onnxruntime", "litert", "torch")
 # The corrector makes many small calls with changing lengths, where OpenVINO's per-call cost
 # dominates. The PHOENIX-2014-T corrector (d=128, two stages), draft decoding, one thread, CPU ms
@@ -304,6 +305,7 @@ def load_runtime(
     threads: int | None = None,
     *,
     precision: str | None = None,
+    description: ModelDescription | None = None,
     **options: Any,
 ) -> Runtime:
     """Load a model on a runtime chosen by name, by its sidecar or by its file suffix.
@@ -311,8 +313,15 @@ def load_runtime(
     ``model`` is a model file, its sidecar or a model directory (then its student model is
     chosen, see :func:`choose_model`). ``threads`` sets the engine's intra-op threads (None:
     the engine's default). ``options`` go to the runtime class (e.g. OpenVINO's ``hint``).
+    ``description`` describes the model file instead of its sidecar: a conversion verifies a
+    model this way, with the description it writes once the model has passed.
     MissingDependencyError names the pip extra when the engine is not installed.
     """
-    path, description = resolve_model(model, runtime, precision)
+    if description is not None:
+        path = Path(model)
+        if not path.is_file():
+            raise InputError(f"model file not found: {path}")
+    else:
+        path, description = resolve_model(model, runtime, precision)
     cls = pick_runtime_class(path, description, runtime)
     return cls(path, threads=threads, description=description, **options)

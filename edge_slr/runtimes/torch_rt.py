@@ -8,6 +8,8 @@ model. ``threads`` calls ``torch.set_num_threads``, which applies to the whole p
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,16 @@ import numpy as np
 from edge_slr._optional import require
 from edge_slr.runtimes.base import Runtime
 from edge_slr.runtimes.registry import register_runtime
-from edge_slr.sidecar import FileInfo, GraphSpec, ModelDescription, PrecisionSpec, TensorSpec
+from edge_slr.sidecar import (
+    FileInfo,
+    GraphSpec,
+    ModelDescription,
+    PrecisionSpec,
+    TemporalSpec,
+    TensorSpec,
+)
+
+logger = logging.getLogger(__name__)
 
 INPUT, OUTPUT = "features", "logits"
 
@@ -55,10 +66,16 @@ class TorchRuntime(Runtime):
         self._model = None
 
 
-def describe_checkpoint(checkpoint: Any, path: Any) -> ModelDescription:
-    """A sidecar-equivalent description of a student checkpoint (nothing written to disk)."""
-    from edge_slr.converters.source import student_temporal, training_fps
+def load_torch_corrector(folder: Path) -> Any:
+    """The torch gloss corrector of a checkpoint folder (``corrector.pt``), the reference the
+    converted correctors are verified against; MissingDependencyError without torch."""
+    from edge_slr.training.corrector.checkpoint import load_corrector
 
+    return load_corrector(folder)
+
+
+def describe_checkpoint(checkpoint: Any, path: Path) -> ModelDescription:
+    """A sidecar-equivalent description of a student checkpoint (nothing written to disk)."""
     dims = checkpoint.dims
     graph = GraphSpec(
         role="recognizer",
@@ -78,5 +95,26 @@ def describe_checkpoint(checkpoint: Any, path: Any) -> ModelDescription:
         source={"checkpoint": path.name, "epoch": checkpoint.epoch, "metrics": checkpoint.metrics},
         preset=checkpoint.preset,
         temporal=student_temporal(dims),
-        fps=training_fps(checkpoint),
+        fps=training_fps(checkpoint.config),
     )
+
+
+def student_temporal(dims: Any) -> TemporalSpec:
+    """Stride, receptive field and output-length rule of a student's dims (StudentDims)."""
+    return TemporalSpec.two_blocks(dims.kernel_size, dims.padding, dims.min_input_length)
+
+
+def training_fps(config: dict[str, Any] | None) -> float | None:
+    """The frame rate of a checkpoint's training data (its first training sample, the training
+    config names the dataset), or None when that dataset is not here (the description then
+    reads as ``sidecar.DEFAULT_FPS``)."""
+    from edge_slr.data.dataset import LandmarkDataset
+
+    data = (config or {}).get("data") or {}
+    root, split = data.get("root"), data.get("train_split") or "train"
+    try:
+        dataset = LandmarkDataset(root, split)
+        return float(dataset[0].landmarks.fps) if len(dataset) else None
+    except Exception as err:  # moved, deleted or unreadable: the frame rate stays unknown
+        logger.info("training frame rate unknown (dataset %r: %s)", root, err)
+        return None

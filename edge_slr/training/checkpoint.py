@@ -26,6 +26,7 @@ from edge_slr.training.checkpoint_io import (
     SavedModel,
     check_vocabulary,
     common_fields,
+    plain,
     read_checkpoint,
     versions,
     write_checkpoint,
@@ -49,6 +50,7 @@ FORMAT = CheckpointFormat(
 class Checkpoint(SavedModel):
     dims: StudentDims
     preset: dict[str, Any]
+    quantization: dict[str, Any] | None = None  # QAT scheme and ranges (edge_slr.training.qat)
 
     def feature_preset(self) -> Any:
         from edge_slr.landmarks.presets import preset_from_dict
@@ -77,13 +79,20 @@ def save_checkpoint(
     """
     description = {"dims": model.dims.to_dict(), "vocabulary": vocabulary.to_dict()}
     description["preset"] = preset.to_dict()
+    if hasattr(model, "quantization"):  # a QatStudent: its ranges travel with the weights
+        description["quantization"] = plain(model.quantization())
     return write_checkpoint(path, FORMAT, model, description, config, **progress)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True``; FormatError when it is not one of ours."""
     payload, dims = read_checkpoint(path, FORMAT)
-    return Checkpoint(dims=dims, preset=payload["preset"], **common_fields(payload, Path(path)))
+    return Checkpoint(
+        dims=dims,
+        preset=payload["preset"],
+        quantization=payload.get("quantization"),
+        **common_fields(payload, Path(path)),
+    )
 
 
 def load_student(path: str | Path) -> tuple[Any, Checkpoint]:

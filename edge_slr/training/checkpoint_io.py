@@ -19,7 +19,6 @@ from :func:`read_checkpoint`'s payload (:func:`common_fields` holds what they sh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -181,11 +180,3 @@ def check_vocabulary(path: str | Path, vocab_size: int, num_classes: int) -> Non
             path,
             f"vocabulary has {vocab_size} entries but the model predicts {num_classes} classes",
         )
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

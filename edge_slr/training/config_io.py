@@ -1,9 +1,13 @@
 """TOML configs made of frozen dataclass tables, with ``--set table.key=value`` overrides.
 
-The machinery shared by the student's and the teacher's training configs: a config class derives
-from :class:`TomlConfig` (and is a frozen dataclass whose fields are the tables); reading checks
-every key and coerces every value to the field's type, so a typo or a wrong type is an
-InputError (FormatError naming the file) instead of a silently ignored setting.
+The one config system of edge-slr's training: the student (edge_slr.training.config), the video
+teacher (edge_slr.training.teacher.config) and the gloss corrector
+(edge_slr.training.corrector.config). A config class derives from :class:`TomlConfig` and is a
+frozen dataclass whose fields are the tables, each a frozen dataclass validated on construction.
+Reading checks every key and coerces every value to the field's type, so a typo or a wrong type
+is an InputError (FormatError naming the file) instead of a silently ignored setting. A table
+given in a file only changes the keys it names: the others keep the config's own defaults for
+that table (the teacher's [train] defaults are not the student's).
 
 Overrides name a table and a key, ``train.lr=3e-4`` or ``model.conv_channels=[64,64,128,128]``;
 the value is read as a TOML value (a bare word is taken as a string).
@@ -14,7 +18,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,6 +88,8 @@ def section_dict(section: Any) -> dict[str, Any]:
         return dict(section.to_dict())
     out = {}
     for f in fields(section):
+        if not f.init:
+            continue
         value = getattr(section, f.name)
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
@@ -94,7 +100,7 @@ def parse_override(item: str) -> tuple[str, str, Any]:
     key, sep, text = item.partition("=")
     section, dot, name = key.strip().partition(".")
     if not sep or not dot or not section or not name:
-        raise InputError(f"--set expects table.key=value (e.g. train.lr=3e-4), got {item!r}")
+        raise InputError(f"--set expects TABLE.KEY=VALUE (e.g. train.lr=3e-4), got {item!r}")
     try:
         value = toml_module().loads(f"v = {text.strip()}")["v"]
     except Exception:
@@ -102,23 +108,40 @@ def parse_override(item: str) -> tuple[str, str, Any]:
     return section, name, value
 
 
-def build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, checking keys and coercing types."""
+def build(cls: type, data: Mapping[str, Any], where: str, table: str = "") -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, checking keys and coercing types.
+
+    ``table`` names ``cls`` in messages ("" for a whole config, whose keys are tables). A field
+    that is itself a dataclass (a table) starts from its default and takes the keys given.
+    """
     if not isinstance(data, Mapping):
         raise InputError(f"{where}: expected a table, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.init}
-    unknown = sorted(set(data) - known)
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise InputError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        what = f"{table} option(s)" if table else "table(s)"
+        raise InputError(f"{where}: unknown {what} {unknown}; known: {sorted(known)}")
     values = {}
     for name, raw in data.items():
         expected = hints[name]
         if is_dataclass(expected):
-            values[name] = build(typing.cast(type, expected), raw, f"{where} [{name}]")
+            default = _default(known[name])
+            if isinstance(raw, Mapping) and default is not None:
+                raw = section_dict(default) | dict(raw)
+            values[name] = build(typing.cast(type, expected), raw, f"{where} [{name}]", name)
         else:
             values[name] = _coerce(raw, expected, f"{where}: {name}")
     return cls(**values)
+
+
+def _default(f: Any) -> Any:
+    """The default value of dataclass field ``f`` (None when it has none)."""
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None
 
 
 def _coerce(value: Any, expected: Any, where: str) -> Any:

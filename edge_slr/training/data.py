@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -254,8 +254,30 @@ def plan_steps(
     return plan
 
 
+class TensorBatch:
+    """Moving a batch dataclass (with ``ids``) whose :attr:`TENSORS` fields are torch tensors;
+    the other fields (ids, glosses, fps) stay where they are."""
+
+    TENSORS: ClassVar[tuple[str, ...]] = ()
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device: Any, non_blocking: bool = False) -> Any:
+        """The batch with its tensors on ``device``."""
+        moved = {n: getattr(self, n).to(device, non_blocking=non_blocking) for n in self.TENSORS}
+        return replace(self, **moved)  # type: ignore[type-var]
+
+    def pin_memory(self) -> Any:  # DataLoader(pin_memory=True) calls this
+        pinned = {n: getattr(self, n).pin_memory() for n in self.TENSORS}
+        return replace(self, **pinned)  # type: ignore[type-var]
+
+
 @dataclass
-class Batch:
+class Batch(TensorBatch):
+    TENSORS = ("features", "lengths", "mask", "targets", "target_lengths")
+
     ids: list[str]
     features: torch.Tensor  # (B, T, F) float32, zero beyond each length
     lengths: torch.Tensor  # (B,) int64 valid frames
@@ -264,21 +286,6 @@ class Batch:
     target_lengths: torch.Tensor  # (B,) int64
     glosses: list[tuple[str, ...]]
     fps: list[float]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def to(self, device: Any, non_blocking: bool = False) -> Batch:
-        """The batch with its tensors on ``device`` (ids, glosses and fps stay)."""
-        moved = {
-            name: getattr(self, name).to(device, non_blocking=non_blocking)
-            for name in ("features", "lengths", "mask", "targets", "target_lengths")
-        }
-        return replace(self, **moved)
-
-    def pin_memory(self) -> Batch:  # DataLoader(pin_memory=True) calls this
-        tensors = ("features", "lengths", "mask", "targets", "target_lengths")
-        return replace(self, **{name: getattr(self, name).pin_memory() for name in tensors})
 
 
 def collate(examples: Sequence[Example]) -> Batch:

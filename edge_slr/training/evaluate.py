@@ -124,8 +124,20 @@ def decode_predictions(
     predictions: SplitPredictions, vocab: Any, corpus: str, beam_width: int
 ) -> EvalResult:
     """Greedy (and, with ``beam_width`` > 0, beam) decoding scored with the official scorer."""
+    hypotheses, decoded = decode_sentences(predictions, vocab, beam_width)
+    return score_hypotheses(predictions, hypotheses, decoded, corpus)
+
+
+def decode_sentences(
+    predictions: SplitPredictions,
+    vocab: Any,
+    beam_width: int,
+    beam_options: dict[str, Any] | None = None,
+) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, Any]]:
+    """Hypotheses per decoder ("greedy", and "beam" when ``beam_width`` > 0) and sentence, and
+    the DecodeResult of the reported decoder per sentence. ``beam_options`` go to the beam
+    search (an LM: :meth:`edge_slr.decoding.lm.FusedLM.beam_options`)."""
     from edge_slr.decoding import beam_search, greedy_decode
-    from edge_slr.metrics import score
 
     labels = list(vocab.glosses)
     greedy: dict[str, tuple[str, ...]] = {}
@@ -135,13 +147,27 @@ def decode_predictions(
         result = greedy_decode(lp, blank=0, labels=labels)
         greedy[name] = tuple(vocab.decode(result.tokens, keep_unk=False))
         if beam_width > 0:
-            result = beam_search(lp, beam_width=beam_width, blank=0, labels=labels)
+            result = beam_search(
+                lp, beam_width=beam_width, blank=0, labels=labels, **(beam_options or {})
+            )
             beam[name] = tuple(vocab.decode(result.tokens, keep_unk=False))
         decoded[name] = result
+    return {"greedy": greedy} | ({"beam": beam} if beam_width > 0 else {}), decoded
+
+
+def score_hypotheses(
+    predictions: SplitPredictions,
+    hypotheses: dict[str, dict[str, tuple[str, ...]]],
+    decoded: dict[str, Any],
+    corpus: str,
+) -> EvalResult:
+    """Score :func:`decode_sentences`' hypotheses against ``predictions.references``."""
+    from edge_slr.metrics import score
+
     references = predictions.references
-    greedy_wer = score(greedy, references, corpus=corpus)
-    beam_wer = score(beam, references, corpus=corpus) if beam_width > 0 else None
-    hypotheses = {"greedy": greedy} | ({"beam": beam} if beam_width > 0 else {})
+    greedy_wer = score(hypotheses["greedy"], references, corpus=corpus)
+    beam = hypotheses.get("beam")
+    beam_wer = score(beam, references, corpus=corpus) if beam is not None else None
     return EvalResult(
         greedy_wer, beam_wer, predictions.loss, hypotheses, decoded, dict(predictions.fps)
     )
@@ -243,6 +269,24 @@ def write_reports(
     return paths
 
 
+def load_evaluation(
+    checkpoint_path: str | Path, data_root: str | Path, split: str, max_samples: int = 0
+) -> tuple[Any, Any, Any, StudentDataset]:
+    """(model, checkpoint, vocabulary, dataset) of a saved student on a landmark dataset split,
+    as :func:`evaluate_checkpoint` evaluates them (reading the split's index, not its files)."""
+    from edge_slr.data.dataset import LandmarkDataset
+    from edge_slr.training.checkpoint import load_student
+
+    model, checkpoint = load_student(checkpoint_path)
+    vocab = checkpoint.vocab().with_oov("drop")
+    source = LandmarkDataset(data_root, split)
+    output_length, preset = model.dims.output_length, checkpoint.feature_preset()
+    dataset = StudentDataset(
+        source, vocab, preset, output_length=output_length, max_samples=max_samples, **AS_EVALUATED
+    )
+    return model, checkpoint, vocab, dataset
+
+
 def evaluate_checkpoint(
     checkpoint_path: str | Path,
     data_root: str | Path,
@@ -254,18 +298,13 @@ def evaluate_checkpoint(
     batch_size: int = 16,
     max_samples: int = 0,
     progress: bool = True,
+    evaluate: Callable[..., EvalResult] = evaluate_model,
 ) -> EvalResult:
-    """Evaluate a saved student on a landmark dataset split; write reports when ``out_dir``."""
-    from edge_slr.data.dataset import LandmarkDataset
-    from edge_slr.training.checkpoint import load_student
+    """Evaluate a saved student on a landmark dataset split; write reports when ``out_dir``.
 
-    model, checkpoint = load_student(checkpoint_path)
-    vocab = checkpoint.vocab().with_oov("drop")
-    source = LandmarkDataset(data_root, split)
-    output_length, preset = model.dims.output_length, checkpoint.feature_preset()
-    dataset = StudentDataset(
-        source, vocab, preset, output_length=output_length, max_samples=max_samples, **AS_EVALUATED
-    )
+    ``evaluate`` is :func:`evaluate_model`'s signature; :mod:`edge_slr.training.evaluate_workers`
+    passes one that runs the split on worker processes or Ray actors."""
+    model, _, vocab, dataset = load_evaluation(checkpoint_path, data_root, split, max_samples)
     extra = {
         "checkpoint": str(checkpoint_path),
         "beam_width": beam_width,
@@ -273,7 +312,7 @@ def evaluate_checkpoint(
     }
     decoding = {"beam_width": beam_width, "batch_size": batch_size, "progress": progress}
     return evaluate_split(
-        evaluate_model, model, dataset, vocab, data_root, split, corpus, decoding, out_dir, extra
+        evaluate, model, dataset, vocab, data_root, split, corpus, decoding, out_dir, extra
     )
 
 

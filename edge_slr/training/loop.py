@@ -10,27 +10,34 @@
                 DataLoader workers; under ``torchrun`` one process per device with torch DDP
                 (edge_slr.training.hardware): only rank 0 evaluates and writes
 
-A trainer calls :func:`prepare`, builds its model and data, then ``Run(...).begin(...)`` and
-``Run.fit(hooks, state)``; what differs between the models (their epoch, evaluation, checkpoint
-format and final evaluation) is plugged in through :class:`Hooks`.
+A trainer's entry calls :func:`run_training` with two functions: one builds its model and data,
+the other gets a :class:`Session` (torch, the output folder, the hardware) and calls
+:meth:`Session.fit`, which makes the :class:`Run` (resumed when asked) and fits it. An epoch is
+:meth:`Run.train_epoch` with the model's forward pass and loss terms; what else differs between
+the models (evaluation, checkpoint format, final evaluation) is plugged in through
+:class:`Hooks`. The files a run writes besides checkpoints: edge_slr.training.run_log.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
-from edge_slr.training.hardware import Hardware
+from edge_slr.training.data import BucketBatchSampler, plan_steps
+from edge_slr.training.hardware import Hardware, fp32_outputs, iterate_steps
+from edge_slr.training.run_log import append_log, plot_curves
+
+S = TypeVar("S")
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,63 @@ class Hooks:
     speed: tuple[str, str] = ("train_sequences_per_s", "seq/s")  # row key and unit for the log
 
 
+@dataclass(frozen=True)
+class Session:
+    """What :func:`run_training` hands a trainer once torch and the hardware are set up."""
+
+    torch: Any
+    tc: Any  # TrainConfig
+    out_dir: Path
+    hw: Hardware
+    resume: bool  # continue from OUT/last.pt
+    stop_after: int | None  # end after this many epochs (no final evaluation)
+
+    def fit(
+        self, model: Any, lengths: Any, load: Callable[[Path], Any], hooks: Callable[[Run], Hooks]
+    ) -> TrainResult:
+        """Train ``model`` on sentences of ``lengths``: a :class:`Run`, resumed with ``load``
+        (the model's checkpoint reader) when asked, fitted with ``hooks(run)``."""
+        run = Run(self.torch, self.tc, self.out_dir, model, lengths, self.hw)
+        state = run.begin(self.resume, load)
+        return run.fit(hooks(run), state, self.stop_after)
+
+
+def run_training(
+    tc: Any,
+    what: str,
+    setup: Callable[[], S],
+    fit: Callable[[S, Session], TrainResult],
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """The entry of a trainer: :func:`prepare` for TrainConfig ``tc`` (``what`` names the
+    training in a missing-torch message), ``setup()`` the model and data, then
+    ``fit(setup, session)``; the hardware is released however it ends."""
+    with created_folders_removed_on_error(tc.out_dir):  # a bad config leaves no empty runs/
+        torch, out_dir, hw = prepare(tc, what)
+        built = setup()
+    try:
+        return fit(built, Session(torch, tc, out_dir, hw, resume, stop_after))
+    finally:
+        hw.close()
+
+
+@contextlib.contextmanager
+def created_folders_removed_on_error(out_dir: str | Path) -> Iterator[None]:
+    """Folders of ``out_dir`` created inside the block are removed again (when still empty) if
+    it fails: training creates its output folder before it can check the data."""
+    path = Path(out_dir)
+    new = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for folder in new:
+            with contextlib.suppress(OSError):  # not empty: something was written, keep it
+                folder.rmdir()
+        raise
+
+
 def prepare(tc: Any, what: str) -> tuple[Any, Path, Hardware]:
     """torch (threads and seed set from TrainConfig ``tc``), the output folder (created by rank
     0 only) and the :class:`Hardware` to train on (``tc.device``, ``tc.amp``, torchrun)."""
@@ -108,20 +172,27 @@ def linear_decay(total_steps: int, final_fraction: float) -> Callable[[int], flo
 
 @dataclass
 class Run:
-    """One training run of ``model``: Adam (``tc.lr``, ``tc.weight_decay``) with linear decay."""
+    """One training run of ``model``: Adam (``tc.lr``, ``tc.weight_decay``) with linear decay,
+    on length-bucketed batches of the training sentences (their ``lengths``)."""
 
     torch: Any
     tc: Any  # TrainConfig
     out_dir: Path
     model: Any  # the module itself, on hw.device (``trained`` is what the epoch calls)
-    steps_per_epoch: int
+    lengths: Any  # input length of every training sentence
     hw: Hardware
+    sampler: BucketBatchSampler = field(init=False)
     trained: Any = field(init=False)  # the model, or its DDP wrapper under torchrun
     optimizer: Any = field(init=False)
     scheduler: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        tc = self.tc
+        tc, hw = self.tc, self.hw
+        # One global batch per optimizer step: every process's micro-batches together.
+        step_size = tc.batch_size * hw.ranks.world_size * tc.grad_accumulation
+        self.sampler = BucketBatchSampler(
+            self.lengths, step_size, bucket_width=tc.bucket_width, seed=tc.seed
+        )
         self.trained = self.hw.wrap(self.model)  # moves the model before the optimizer sees it
         self.optimizer = self.torch.optim.Adam(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
@@ -130,6 +201,10 @@ class Run:
             self.optimizer,
             linear_decay(tc.epochs * self.steps_per_epoch, tc.final_lr_fraction),
         )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.sampler)
 
     def begin(self, resume: bool, load: Callable[[Path], Any]) -> RunState:
         """A fresh run (old logs removed) or, with ``resume``, the state saved in OUT/last.pt."""
@@ -161,6 +236,64 @@ class Run:
             history=list(checkpoint.training["history"]),
             best=dict(checkpoint.training["best"]),
         )
+
+    def train_epoch(
+        self,
+        epoch: int,
+        dataset: Any,
+        collate: Callable[[list[Any]], Any],
+        forward: Callable[[Any, Any], Any],
+        losses: Callable[[Any, Any], dict[str, Any]],
+        *,
+        desc: str,
+        frames_per_s: bool = False,
+    ) -> dict[str, float]:
+        """One pass over this rank's share of ``dataset``; the mean of every loss term (summed
+        over all ranks) as ``train_<term>``, the epoch's seconds and throughput.
+
+        ``forward(model, batch)`` runs under autocast; ``losses(outputs, batch)`` gets the
+        outputs in fp32 (every loss in fp32) and returns the loss terms, the one optimised
+        under ``"loss"``. ``frames_per_s`` adds the input frames per second.
+        """
+        tqdm = require("tqdm", "progress bars").tqdm
+        tc, hw, model = self.tc, self.hw, self.trained
+        dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        batches = self.sampler.batches()
+        steps = plan_steps(batches, hw.ranks.rank, hw.ranks.world_size, tc.grad_accumulation)
+        model.train()
+        totals: dict[str, float] = {}
+        sequences, frames, started = 0, 0, time.perf_counter()
+        bar = tqdm(
+            iterate_steps(hw, dataset, steps, collate),
+            total=len(steps),
+            desc=desc,
+            leave=False,
+            disable=not tc.progress or not hw.ranks.is_main,
+        )
+        for micro_batches in bar:
+            for k, (batch, weight) in enumerate(micro_batches):
+                with hw.sync(model, last=k == len(micro_batches) - 1):
+                    with hw.autocast():
+                        out = forward(model, batch)
+                    terms = losses(fp32_outputs(out), batch)
+                    hw.backward(terms["loss"] * weight)  # weight: the micro-batch's share
+                sequences += len(batch)
+                frames += int(batch.lengths.sum())
+                for name, value in terms.items():
+                    totals[name] = totals.get(name, 0.0) + value.item() * len(batch)
+            hw.step(self.optimizer, self.model.parameters(), tc.grad_clip)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
+        seconds = time.perf_counter() - started
+        summed = hw.sum({**totals, "sequences": float(sequences), "frames": float(frames)})
+        sequences, frames = int(summed.pop("sequences")), int(summed.pop("frames"))
+        row = {f"train_{k}": v / max(sequences, 1) for k, v in summed.items()}
+        row |= {"epoch_seconds": seconds, "train_sequences_per_s": sequences / seconds}
+        if frames_per_s:
+            row["train_frames_per_s"] = frames / seconds
+        return row
 
     def fit(self, hooks: Hooks, state: RunState, stop_after: int | None = None) -> TrainResult:
         """Train from ``state.start_epoch``; after the last epoch, ``hooks.finish`` on best.pt.
@@ -246,99 +379,6 @@ def eval_metrics(result: Any) -> dict[str, Any]:
         "dev_wer_greedy": result.greedy.wer,
         "dev_wer_beam": result.beam.wer if result.beam is not None else None,
     }
-
-
-def append_log(
-    out_dir: Path, row: dict[str, Any], history: list[dict[str, Any]], columns: tuple[str, ...]
-) -> None:
-    log = out_dir / "log.csv"
-    new = not log.exists()
-    with log.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in columns})
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """PNG of train/dev loss and dev WER per epoch (skipped without matplotlib)."""
-    try:
-        matplotlib = require("matplotlib", "training curves")
-    except ImportError:
-        logger.warning("matplotlib is not installed: no curves.png")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [row["train_loss"] for row in history], label="train (ctc + aux)")
-    ax_loss.plot(epochs, [row["train_ctc"] for row in history], label="train ctc")
-    dev = [(row["epoch"], row["dev_loss"]) for row in history if _finite(row.get("dev_loss"))]
-    if dev:
-        ax_loss.plot(*zip(*dev, strict=True), label="dev ctc")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="CTC loss")
-    for key, label in (("dev_wer_greedy", "dev greedy"), ("dev_wer_beam", "dev beam")):
-        points = [(row["epoch"], 100 * row[key]) for row in history if _finite(row.get(key))]
-        if points:
-            ax_wer.plot(*zip(*points, strict=True), marker="o", label=label)
-    ax_wer.set(xlabel="epoch", ylabel="WER %", title="dev WER")
-    for ax in (ax_loss, ax_wer):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # no dev points yet: no empty legend
-            ax.legend()
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def final_results(
-    data: Any,
-    out_dir: Path,
-    header: dict[str, Any],
-    evaluate_split: Callable[[str], Any],
-) -> dict[str, Any]:
-    """``header`` plus the scores of the dev (and, when present, test) split; OUT/results.json."""
-    splits = [data.dev_split]
-    if data.test_split and (Path(data.root) / data.test_split).is_dir():
-        splits.append(data.test_split)
-    results = dict(header)
-    for split in splits:
-        result = evaluate_split(split)
-        results[split] = {
-            "wer_greedy": result.greedy.wer,
-            "wer_beam": result.beam.wer if result.beam is not None else None,
-            "substitutions": result.best.substitutions,
-            "deletions": result.best.deletions,
-            "insertions": result.best.insertions,
-            "reference_glosses": result.best.reference_words,
-            "sentences": len(result.best.sentences),
-        }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", "utf-8")
-    return results
-
-
-def results_header(
-    checkpoint: Any, history: list[dict[str, Any]], speed_key: str, beam_width: int
-) -> dict[str, Any]:
-    """The first entries of results.json: best epoch, size, training time and speed."""
-    return {
-        "best_epoch": checkpoint.epoch,
-        "parameters": sum(int(t.numel()) for t in checkpoint.state_dict.values()),
-        "train_seconds": history[-1]["elapsed_seconds"] if history else None,
-        speed_key: mean([row[speed_key] for row in history]),
-        "beam_width": beam_width,
-    }
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def reported(metrics: dict[str, Any]) -> float | None:

@@ -11,16 +11,13 @@ reimplemented in numpy/OpenCV::
         seq = ex.extract_video("clip.mp4")               # LandmarkSequence (T, 543, 4)
 
 Modules: :mod:`.models` (find, validate, convert, cache and load the model files),
-:mod:`.pipeline` (the per-frame logic and the extractor), :mod:`.detection` (SSD anchors, decoding,
+:mod:`.pipeline` (the per-frame logic), :mod:`.extractor` (the extractor interface and
+``extract_many``), :mod:`.profile` (time per stage), :mod:`.detection` (SSD anchors, decoding,
 weighted NMS), :mod:`.roi` (rotated ROIs, crops, projection), :mod:`.smoothing` (video-mode
 filters). Device-side: nothing here imports training or conversion code.
 """
 
-from edge_slr.landmarks.holistic.pipeline import (
-    HolisticEngineExtractor,
-    HolisticPipeline,
-    PipelineOptions,
-    extract_many,
-)
+from edge_slr.landmarks.holistic.extractor import HolisticEngineExtractor, extract_many
+from edge_slr.landmarks.holistic.pipeline import HolisticPipeline, PipelineOptions
 
 __all__ = ["HolisticEngineExtractor", "HolisticPipeline", "PipelineOptions", "extract_many"]

@@ -92,6 +92,13 @@ MODEL_ROLES = (
 # Outputs the graph uses that a caller may drop for speed (load_holistic_models(pose_heatmap=)).
 OPTIONAL_OUTPUTS = {"pose_landmark": ("heatmap",)}
 MEDIAPIPE_VERSION = "0.10.21"
+# The roles openvino-int8 quantises by default: those where INT8 is both faster and within the
+# issue's error bounds on the 2-core EPYC (AVX2, no VNNI), measured one thread each: hand
+# landmark 8.2 ms INT8 vs 10.5 FP32; pose landmark 9.8 vs 12.3 but its points drift (pose error
+# 0.066 on the webcam clip against 0.0096 FP32), so it stays FP32; hand recrop (1.5 vs 0.8 ms),
+# face landmark (3.3 vs 1.6) and face detection (1.8 vs 1.4) are slower in INT8 without VNNI.
+# On CPUs with VNNI/AMX more roles gain: pass int8_roles=MODEL_ROLES there.
+DEFAULT_INT8_ROLES = ("hand_landmark",)
 
 
 @dataclass(frozen=True)
@@ -334,6 +341,8 @@ class HolisticModelSet:
     output_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # role -> the stable outputs run() returns (default: the role's ``used``)
     used: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # role -> how its runtime was opened (file, runtime name, threads, options): replicate()
+    opened: Mapping[str, tuple[Path, str, int | None, dict[str, Any]]] = field(default_factory=dict)
 
     def run(self, role: str, image: np.ndarray) -> dict[str, np.ndarray]:
         """Run ``role`` on ``image`` ((1, S, S, 3) float32 in the model's range, module doc)."""
@@ -355,6 +364,31 @@ class HolisticModelSet:
             if stable in used:
                 out[stable] = value.reshape(spec.output_shape(stable))
         return out
+
+    def replicate(self, roles: tuple[str, ...]) -> HolisticModelSet:
+        """A set of ``roles`` on fresh runtimes (same files, engine settings and threads).
+
+        A runtime serves one call at a time: two threads that run the same role at once (both
+        hands of a frame) each need their own. The caller closes the replica."""
+        missing = [role for role in roles if role not in self.opened]
+        if missing or not roles:
+            raise InputError(
+                f"cannot replicate roles {list(roles)}: loaded here {list(self.opened)}"
+            )
+        runtimes: dict[str, Any] = {}
+        try:
+            for role in roles:
+                path, runtime_name, threads, options = self.opened[role]
+                runtimes[role] = open_runtime(path, runtime_name, threads, **options)
+        except BaseException:
+            for runtime in runtimes.values():
+                runtime.close()
+            raise
+        keep = {role: self.output_names[role] for role in roles if role in self.output_names}
+        used = {role: self.used[role] for role in roles if role in self.used}
+        opened = {role: self.opened[role] for role in roles}
+        info = {role: self.info[role] for role in roles if role in self.info}
+        return HolisticModelSet(self.engine, runtimes, info, keep, used, opened)
 
     def close(self) -> None:
         for runtime in self.runtimes.values():
@@ -387,6 +421,11 @@ ONNX_UNSUPPORTED = {
     "'cannot reshape array of size 96 into shape (16,1,1,24)'"
 }
 OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}  # bf16 is not verified here
+# Load-time only (not part of what was verified): OpenVINO pins the thread of every compiled
+# model with INFERENCE_NUM_THREADS=1 to the same first core (seen in /proc on the 2-core EPYC:
+# Cpus_allowed_list 0 for both hands' models), so models run from different threads, or two
+# extractors, queue on one core while the other idles. Unpinned, the OS spreads them.
+OPENVINO_RUN_CONFIG = {"ENABLE_CPU_PINNING": "NO"}
 # How each engine's files are made: a cached file of another recipe is rebuilt.
 RECIPES = {
     "openvino": "ov.convert_model, pruned outputs, FP32 IR (1)",
@@ -406,7 +445,7 @@ def load_holistic_models(
     allow_unknown_models: bool = False,
     calibration: Any = None,
     pose_heatmap: bool = True,
-    int8_roles: tuple[str, ...] = MODEL_ROLES,
+    int8_roles: tuple[str, ...] = DEFAULT_INT8_ROLES,
 ) -> HolisticModelSet:
     """Load the five Holistic models on ``engine`` (one of :data:`ENGINES`).
 
@@ -415,7 +454,8 @@ def load_holistic_models(
     :func:`edge_slr.landmarks.holistic.quantize.calibration_set`). ``pose_heatmap=False`` drops
     the pose model's heatmap (the graph refines pose points with it; without it the pose model
     runs about 15 % faster and the points are unrefined). ``int8_roles`` (``openvino-int8``):
-    the roles quantised; the others run their FP32 IR (recorded as a fallback in ``info``).
+    the roles quantised (:data:`DEFAULT_INT8_ROLES`); the others run their FP32 IR (recorded as
+    a fallback in ``info``).
     """
     _check_engine(engine)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
@@ -431,12 +471,16 @@ def load_holistic_models(
     )
     runtimes: dict[str, Any] = {}
     names: dict[str, dict[str, str]] = {}
+    opened: dict[str, tuple[Path, str, int | None, dict[str, Any]]] = {}
     try:
         for role, artifact in artifacts.items():
             runtime_name = _ENGINE_RUNTIME[artifact.engine][0]  # a fallback may differ
-            options = {"config": artifact.config} if runtime_name == "openvino" else {}
+            options = {}
+            if runtime_name == "openvino":
+                options = {"config": {**artifact.config, **OPENVINO_RUN_CONFIG}}
             runtime = open_runtime(artifact.path, runtime_name, threads, **options)
             runtimes[role] = runtime
+            opened[role] = (artifact.path, runtime_name, threads, options)
             names[role] = _map_outputs(role, [s.name for s in runtime.outputs], artifact.path)
     except BaseException:
         for runtime in runtimes.values():
@@ -444,7 +488,7 @@ def load_holistic_models(
         raise
     info = {role: artifact.info() for role, artifact in artifacts.items()}
     used = {role: artifact.source.used for role, artifact in artifacts.items()}
-    return HolisticModelSet(engine, runtimes, info, names, used)
+    return HolisticModelSet(engine, runtimes, info, names, used, opened)
 
 
 @dataclass(frozen=True)
@@ -483,7 +527,7 @@ def build_holistic_models(
     rebuild: bool = False,
     allow_unknown_models: bool = False,
     pose_heatmap: bool = True,
-    int8_roles: tuple[str, ...] = MODEL_ROLES,
+    int8_roles: tuple[str, ...] = DEFAULT_INT8_ROLES,
 ) -> dict[str, Artifact]:
     """Build (or find in the cache) the ``engine`` files of ``roles``; returns them by role.
 

@@ -32,6 +32,14 @@ Smoothing runs on the Solutions API's clock by default (frame k at k x 33333 us,
 video's rate: that is what the reference graph sees); ``PipelineOptions(clock_fps=None)`` uses
 the caller's timestamps instead. Timestamps must strictly increase either way.
 
+Two cores: after the pose, the left hand, the right hand and the face of a frame depend only on
+that pose and on their own previous landmarks, so ``PipelineOptions(part_workers=2)`` runs them
+on two threads (the right hand on a replica of the hand models: a runtime serves one call at a
+time), and :meth:`HolisticPipeline.submit` also overlaps one frame's hands and face with the
+next frame's pose, which only needs the previous pose. Both give the same landmarks as running
+everything in turn (the engines and OpenCV release the GIL; OpenVINO models are loaded unpinned,
+see ``models.OPENVINO_RUN_CONFIG``). ``enable_profile()`` times every stage (:mod:`.profile`).
+
 Where this differs from the graph: the face ROI without a ``face_detection`` model (above); no
 heatmap refinement when the engine's pose model is pruned of its heatmap (pose points then
 differ by about 0.004, normalised, on the AUTSL clip instead of 0.001); crops use the same
@@ -43,21 +51,28 @@ Solutions API, it disagrees with itself on 4 of 43 AUTSL frames for the left han
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_slr.errors import InputError
-from edge_slr.landmarks.extract import HolisticExtractor, HolisticOptions, check_rgb
+from edge_slr.landmarks.extract import (
+    check_next_timestamp,
+    check_part_workers,
+    check_rgb,
+)
 from edge_slr.landmarks.holistic import detection, roi
+from edge_slr.landmarks.holistic.profile import FRAME, StageProfile
 from edge_slr.landmarks.holistic.roi import Rect, Size
 from edge_slr.landmarks.holistic.smoothing import POSE_AUX_FILTER, POSE_FILTER, PoseSmoother
 from edge_slr.landmarks.layout import NUM_POINTS, PART_SLICES
-from edge_slr.landmarks.mediapipe_backends import MIN_DETECTED_CONFIDENCE, Backend
+from edge_slr.landmarks.mediapipe_backends import MIN_DETECTED_CONFIDENCE
 
 if TYPE_CHECKING:
     from edge_slr.landmarks.holistic.models import HolisticModelSet
@@ -76,6 +91,8 @@ MIN_FACE_DETECTION_SCORE = 0.5
 HEATMAP_KERNEL, HEATMAP_MIN_CONFIDENCE = 7, 0.5
 # Pose indices (wrist, pinky, index) per hand, and the face detector's keypoints from pose points.
 HAND_POSE_POINTS = {"left_hand": (15, 17, 19), "right_hand": (16, 18, 20)}
+HAND_ROLES = ("hand_recrop", "hand_landmark")
+THREAD_PREFIX = "edge-slr-holistic"
 FACE_KEYPOINTS_FROM_POSE = (5, 2, 0, (9, 10), 8, 7)
 
 
@@ -91,6 +108,10 @@ class PipelineOptions:
     # stamps frame k at k * 33333 us whatever the video's rate; 30.0 does the same, so the
     # filters see what the graph sees. None uses the caller's timestamps instead.
     clock_fps: float | None = 30.0
+    # Threads for the parts of one frame after the pose (left hand, right hand, face): 1 runs
+    # them in turn; 2 or 3 overlap them (the engines and OpenCV release the GIL), which is what
+    # a 2-core machine needs for live video. The right hand then gets its own hand models.
+    part_workers: int = 1
 
     def __post_init__(self) -> None:
         for name in ("min_detection_confidence", "min_tracking_confidence"):
@@ -107,6 +128,11 @@ class PipelineOptions:
         for name in ("smooth_landmarks", "refine_with_heatmap"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check_part_workers(self.part_workers)
+
+
+def _size(rgb: np.ndarray) -> Size:
+    return (int(rgb.shape[1]), int(rgb.shape[0]))
 
 
 def _sigmoid(x: np.ndarray | float) -> np.ndarray:
@@ -151,6 +177,18 @@ class HolisticPipeline:
         self.has_face_detector = "face_detection" in getattr(models, "runtimes", {})
         self._pose_filter = PoseSmoother(POSE_FILTER)
         self._aux_filter = PoseSmoother(POSE_AUX_FILTER)
+        self.profile: StageProfile | None = None
+        self._hand_models = dict.fromkeys(HAND_POSE_POINTS, models)
+        self._replica: HolisticModelSet | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._second_stage: ThreadPoolExecutor | None = None  # submit()'s hands-and-face stage
+        self._pending: Future[np.ndarray] | None = None
+        if self.options.part_workers > 1:
+            self._replica = models.replicate(HAND_ROLES)
+            self._hand_models["right_hand"] = self._replica
+            self._pool = ThreadPoolExecutor(
+                self.options.part_workers, thread_name_prefix=f"{THREAD_PREFIX}-part"
+            )
         self.reset()
 
     @property
@@ -159,6 +197,7 @@ class HolisticPipeline:
 
     def reset(self) -> None:
         """Forget every tracked ROI, previous landmarks and filter state."""
+        self._wait_pending()
         self._pose_roi: Rect | None = None
         self._previous: dict[str, np.ndarray | None] = {"left_hand": None, "right_hand": None,
                                                         "face": None}  # fmt: skip
@@ -168,6 +207,13 @@ class HolisticPipeline:
         self._frames = 0  # video frames since the last reset (the Solutions-style clock)
 
     def close(self) -> None:
+        for pool in (self._second_stage, self._pool):  # the stage first: it uses the pool
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._second_stage = self._pool = self._pending = None
+        if self._replica is not None:
+            self._replica.close()
+            self._replica = None
         self.models.close()
 
     def __enter__(self) -> HolisticPipeline:
@@ -176,40 +222,91 @@ class HolisticPipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def enable_profile(self) -> StageProfile:
+        """Time every stage from now on (:mod:`.profile`); returns the profile being filled."""
+        self.profile = StageProfile()
+        return self.profile
+
+    def _stage(self, name: str) -> AbstractContextManager[None]:
+        return nullcontext() if self.profile is None else self.profile.stage(name)
+
+    def _run(self, models: HolisticModelSet, role: str, tensor: np.ndarray) -> dict[str, Any]:
+        with self._stage(f"model {role}"):
+            return models.run(role, tensor)
+
+    def _crop(self, *args: Any, **kwargs: Any) -> tuple[np.ndarray, tuple[float, ...]]:
+        with self._stage("crop"):
+            return roi.crop(*args, **kwargs)
+
     def process(self, rgb: np.ndarray, timestamp_ms: int | None) -> np.ndarray:
         """Landmarks ``(543, 4)`` float32 of one RGB ``(H, W, 3)`` uint8 frame."""
+        with self._stage(FRAME):
+            return self._process(rgb, timestamp_ms)
+
+    def _process(self, rgb: np.ndarray, timestamp_ms: int | None) -> np.ndarray:
         rgb = check_rgb(rgb)
+        self._wait_pending()  # frames submitted before go first (they update the tracking)
         video = timestamp_ms is not None
         if video:
             timestamp_ms = self._check_timestamp(timestamp_ms)
             self._frames += 1
         else:
             self.reset()
-        size = (int(rgb.shape[1]), int(rgb.shape[0]))
-        frame = np.zeros((NUM_POINTS, 4), dtype=np.float32)
-        pose = self._pose(rgb, size, timestamp_ms, video)
-        if pose is None:
-            self._previous = dict.fromkeys(self._previous)
-        else:
-            points, visibility = pose
-            confidence = np.clip(visibility, MIN_DETECTED_CONFIDENCE, 1.0)
-            frame[PART_SLICES["pose"]] = np.column_stack([points, confidence])
-            for side, indices in HAND_POSE_POINTS.items():
-                self._put(frame, side, self._hand(rgb, size, points, visibility, side, indices))
-            self._put(frame, "face", self._face(rgb, size, points))
+        frame = self._parts(rgb, self._pose(rgb, _size(rgb), timestamp_ms, video))
         if not video:
             self.reset()
         return frame
 
+    def submit(self, rgb: np.ndarray, timestamp_ms: int) -> Future[np.ndarray]:
+        """The next video frame, pipelined: its pose runs now, in the caller's thread, and its
+        hands and face on a worker of their own, so the caller can go on to the next frame's
+        pose meanwhile (two stages on two cores). The future gives what :meth:`process` would;
+        futures complete in submission order. Leave ``rgb`` unchanged until its future is done.
+        """
+        rgb = check_rgb(rgb)
+        timestamp_ms = self._check_timestamp(timestamp_ms)
+        self._frames += 1
+        pose = self._pose(rgb, _size(rgb), timestamp_ms, True)
+        if self._second_stage is None:
+            self._second_stage = ThreadPoolExecutor(1, thread_name_prefix=f"{THREAD_PREFIX}-stage")
+        self._pending = self._second_stage.submit(self._parts, rgb, pose)
+        return self._pending
+
+    def _wait_pending(self) -> None:
+        """Let submitted frames finish (their errors stay with their futures)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            wait([pending])
+
+    def _parts(self, rgb: np.ndarray, pose: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """The frame's landmarks from its pose: hands and face, or nothing without a pose."""
+        frame = np.zeros((NUM_POINTS, 4), dtype=np.float32)
+        if pose is None:
+            self._previous = dict.fromkeys(self._previous)
+            return frame
+        size = _size(rgb)
+        points, visibility = pose
+        confidence = np.clip(visibility, MIN_DETECTED_CONFIDENCE, 1.0)
+        frame[PART_SLICES["pose"]] = np.column_stack([points, confidence])
+        # Each part reads only its own previous landmarks: the three are independent.
+        jobs = {
+            side: partial(self._hand, rgb, size, points, visibility, side, indices)
+            for side, indices in HAND_POSE_POINTS.items()
+        }
+        jobs["face"] = partial(self._face, rgb, size, points)
+        for part, found in self._run_parts(jobs).items():
+            self._put(frame, part, found)
+        return frame
+
+    def _run_parts(self, jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+        """Each job's result, in turn or on the part workers (their errors re-raised here)."""
+        if self._pool is None:
+            return {part: job() for part, job in jobs.items()}
+        futures = {part: self._pool.submit(job) for part, job in jobs.items()}
+        return {part: future.result() for part, future in futures.items()}
+
     def _check_timestamp(self, timestamp_ms: object) -> int:
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
-            raise InputError(f"timestamp_ms must be an int (milliseconds), got {timestamp_ms!r}")
-        value = int(timestamp_ms)
-        if value < 0 or (self._last_timestamp_ms is not None and value <= self._last_timestamp_ms):
-            raise InputError(
-                f"timestamps must be >= 0 and strictly increase: got {value} ms after "
-                f"{self._last_timestamp_ms} ms (call reset() before a new video)"
-            )
+        value = check_next_timestamp(timestamp_ms, self._last_timestamp_ms, "reset()")
         self._last_timestamp_ms = value
         return value
 
@@ -226,8 +323,8 @@ class HolisticPipeline:
         rect = self._pose_roi or self._detect_pose(rgb, size)
         if rect is None:
             return self._lose_pose()
-        tensor, padding = roi.crop(rgb, rect, 256, (0.0, 1.0))
-        out = self.models.run("pose_landmark", tensor)
+        tensor, padding = self._crop(rgb, rect, 256, (0.0, 1.0))
+        out = self._run(self.models, "pose_landmark", tensor)
         if float(np.ravel(out["pose_flag"])[0]) <= self.options.min_tracking_confidence:
             return self._lose_pose()
         raw = np.asarray(out["landmarks"], dtype=np.float64).reshape(39, 5)
@@ -235,7 +332,8 @@ class HolisticPipeline:
         visibility = _sigmoid(raw[:, 3])
         heatmap = out.get("heatmap")
         if heatmap is not None and self.options.refine_with_heatmap:
-            points[:, :2] = refine_from_heatmap(points[:, :2], heatmap)
+            with self._stage("heatmap refine"):
+                points[:, :2] = refine_from_heatmap(points[:, :2], heatmap)
         points = roi.project(roi.remove_letterbox(points, padding), rect)
         if not video:
             return points[:33], visibility[:33]
@@ -243,13 +341,15 @@ class HolisticPipeline:
         body = roi.alignment_rect(points[33], points[34], size, 90.0)
         scale = (body.width * size[0] + body.height * size[1]) / 2.0
         stamp = self._clock_us(timestamp_ms or 0)
-        aux, _ = self._aux_filter.apply(points[33:35], visibility[33:35], stamp, size, scale)
+        with self._stage("smoothing"):
+            aux, _ = self._aux_filter.apply(points[33:35], visibility[33:35], stamp, size, scale)
         self._pose_roi = roi.transform_rect(
             roi.alignment_rect(aux[0], aux[1], size, 90.0), size, POSE_ROI_SCALE
         )
         if not self.options.smooth_landmarks:
             return points[:33], visibility[:33]
-        return self._pose_filter.apply(points[:33], visibility[:33], stamp, size, scale)
+        with self._stage("smoothing"):
+            return self._pose_filter.apply(points[:33], visibility[:33], stamp, size, scale)
 
     def _clock_us(self, timestamp_ms: int) -> int:
         fps = self.options.clock_fps
@@ -262,10 +362,10 @@ class HolisticPipeline:
         return None
 
     def _detect_pose(self, rgb: np.ndarray, size: Size) -> Rect | None:
-        tensor, padding = roi.crop(
+        tensor, padding = self._crop(
             rgb, roi.whole_image_rect(), 224, (-1.0, 1.0), keep_aspect=True, zero_border=True
         )
-        out = self.models.run("pose_detection", tensor)
+        out = self._run(self.models, "pose_detection", tensor)
         best = detection.best_detection(
             out["boxes"], out["scores"], self._pose_anchors, detection.POSE_DETECTOR,
             self.options.min_detection_confidence,
@@ -289,19 +389,20 @@ class HolisticPipeline:
         wrist, pinky, index = indices
         if visibility[wrist] <= MIN_WRIST_VISIBILITY:
             return None
+        models = self._hand_models[side]
         from_pose = roi.transform_rect(
             roi.hand_rect_from_pose(pose[wrist], pose[pinky], pose[index], size),
             size, HAND_FROM_POSE_SCALE, HAND_SHIFT_Y,
         )  # fmt: skip
-        tensor, padding = roi.crop(rgb, from_pose, 256, (0.0, 1.0))
-        raw = np.asarray(self.models.run("hand_recrop", tensor)["landmarks"], np.float64)
+        tensor, padding = self._crop(rgb, from_pose, 256, (0.0, 1.0))
+        raw = np.asarray(self._run(models, "hand_recrop", tensor)["landmarks"], np.float64)
         ends = roi.project(roi.remove_letterbox(raw.reshape(2, 2) / 256.0, padding), from_pose)
         recrop = roi.transform_rect(
             roi.alignment_rect(ends[0], ends[1], size, -90.0), size, 1.0, HAND_SHIFT_Y
         )
         rect = self._tracked(side, recrop, size, HAND_TRACKING, self._hand_box)
-        tensor, padding = roi.crop(rgb, rect, 224, (0.0, 1.0))
-        out = self.models.run("hand_landmark", tensor)
+        tensor, padding = self._crop(rgb, rect, 224, (0.0, 1.0))
+        out = self._run(models, "hand_landmark", tensor)
         if float(np.ravel(out["hand_flag"])[0]) <= MIN_HAND_FLAG:
             return None
         points = np.asarray(out["landmarks"], dtype=np.float64).reshape(21, 3) / 224.0
@@ -329,8 +430,8 @@ class HolisticPipeline:
         if recrop is None:
             return None
         rect = self._tracked("face", recrop, size, FACE_TRACKING, self._face_box)
-        tensor, _ = roi.crop(rgb, rect, 192, (0.0, 1.0), keep_aspect=False)
-        out = self.models.run("face_landmark", tensor)
+        tensor, _ = self._crop(rgb, rect, 192, (0.0, 1.0), keep_aspect=False)
+        out = self._run(self.models, "face_landmark", tensor)
         if float(_sigmoid(np.ravel(out["face_flag"])[0])) <= MIN_FACE_PRESENCE:
             return None
         points = np.asarray(out["landmarks"], dtype=np.float64).reshape(468, 3) / 192.0
@@ -357,8 +458,8 @@ class HolisticPipeline:
     def _detect_face(self, rgb: np.ndarray, size: Size, face: np.ndarray) -> np.ndarray | None:
         rect = roi.bounding_rect(face, 5, 2, size, 0.0)
         rect = roi.transform_rect(rect, size, FACE_FROM_POSE_SCALE)
-        tensor, padding = roi.crop(rgb, rect, 128, (-1.0, 1.0), zero_border=True)
-        out = self.models.run("face_detection", tensor)
+        tensor, padding = self._crop(rgb, rect, 128, (-1.0, 1.0), zero_border=True)
+        out = self._run(self.models, "face_detection", tensor)
         best = detection.best_detection(
             out["boxes"], out["scores"], self._face_anchors, detection.FACE_DETECTOR,
             MIN_FACE_DETECTION_SCORE,
@@ -366,152 +467,3 @@ class HolisticPipeline:
         if best is None:
             return None
         return roi.project(detection.remove_letterbox(best[0], padding), rect)
-
-
-class _PipelineBackend(Backend):
-    """The HolisticExtractor backend interface over a HolisticPipeline."""
-
-    def __init__(self, pipeline: HolisticPipeline) -> None:
-        self.pipeline = pipeline
-
-    def process(self, rgb: np.ndarray, timestamp_ms: int | None) -> np.ndarray:
-        return self.pipeline.process(rgb, timestamp_ms)
-
-    def reset(self) -> None:
-        self.pipeline.reset()
-
-    def close(self) -> None:
-        self.pipeline.close()
-
-
-class HolisticEngineExtractor(HolisticExtractor):
-    """:class:`~edge_slr.landmarks.extract.HolisticExtractor`'s interface (``extract_video``,
-    ``extract_video_frame``, ``extract_image``, ``reset``, ``close``, context manager, the same
-    errors and metadata) running MediaPipe's Holistic models on one of edge-slr's engines::
-
-        options = HolisticOptions()
-        with HolisticEngineExtractor.create_from_options(options, engine="openvino") as ex:
-            seq = ex.extract_video("clip.mp4")  # metadata["extractor"]: edge-slr-holistic-openvino
-    """
-
-    def __init__(self, options: HolisticOptions, pipeline: HolisticPipeline) -> None:
-        from edge_slr.landmarks.holistic.models import MEDIAPIPE_VERSION
-
-        super().__init__(options, _PipelineBackend(pipeline), MEDIAPIPE_VERSION)
-        self.pipeline = pipeline
-
-    @classmethod
-    def create_from_options(  # type: ignore[override]
-        cls,
-        options: HolisticOptions | None = None,
-        *,
-        engine: str | None = None,
-        model_dir: Path | str | None = None,
-        cache_dir: Path | str | None = None,
-        threads: int | None = 1,
-        models: HolisticModelSet | None = None,
-        **model_options: Any,
-    ) -> HolisticEngineExtractor:
-        """Load the models on ``engine`` (or ``options.engine``; see ``holistic.models.ENGINES``)
-        and build the pipeline. ``models`` passes an already loaded set instead."""
-        options = HolisticOptions() if options is None else options
-        if not isinstance(options, HolisticOptions):
-            raise InputError(f"options must be HolisticOptions, got {type(options).__name__}")
-        _check_supported(options)
-        if models is None:
-            from edge_slr.landmarks.holistic.models import load_holistic_models
-
-            engine = engine or getattr(options, "engine", None) or "openvino"
-            if engine == "mediapipe":
-                raise InputError(
-                    "engine 'mediapipe' is MediaPipe's own graph: use HolisticExtractor for it"
-                )
-            models = load_holistic_models(
-                engine,
-                model_dir=None if model_dir is None else Path(model_dir),
-                cache_dir=None if cache_dir is None else Path(cache_dir),
-                threads=threads,
-                **model_options,
-            )
-        pipeline_options = PipelineOptions(
-            min_detection_confidence=float(options.min_detection_confidence),
-            min_tracking_confidence=float(options.min_tracking_confidence),
-            smooth_landmarks=options.smooth_landmarks,
-        )
-        return cls(options, HolisticPipeline(models, pipeline_options))
-
-    def _metadata(
-        self, path: Path, size: tuple[int, int] | None, with_person: int, data: np.ndarray
-    ) -> dict[str, Any]:
-        metadata = super()._metadata(path, size, with_person, data)
-        pipeline = self.pipeline
-        metadata["extractor"] = f"edge-slr-holistic-{pipeline.engine}"
-        metadata["engine"] = pipeline.engine
-        metadata["face_roi"] = "face_detection" if pipeline.has_face_detector else "pose"
-        info = getattr(pipeline.models, "info", {})
-        metadata["models"] = json.loads(json.dumps(info, default=str))  # JSON-ready for files
-        return metadata
-
-
-def _check_supported(options: HolisticOptions) -> None:
-    """The engines run the shipped complexity-1 models without the refined face model."""
-    problems = []
-    if options.model_complexity != 1:
-        problems.append(f"model_complexity={options.model_complexity} (only 1 is shipped)")
-    if options.refine_face_landmarks:
-        problems.append("refine_face_landmarks=True (the attention face model is not supported)")
-    if options.task_model_path is not None or options.pose_model_path is not None:
-        problems.append("task_model_path/pose_model_path (these select MediaPipe's own graph)")
-    if problems:
-        raise InputError(
-            "the edge-slr Holistic engines do not support "
-            + "; ".join(problems)
-            + "; use engine='mediapipe' (HolisticExtractor) for them"
-        )
-
-
-def extract_many(
-    sources: list[str | Path],
-    *,
-    engine: str = "openvino",
-    workers: int = 2,
-    options: HolisticOptions | None = None,
-    on_no_person: str = "raise",
-    **create_options: Any,
-) -> list[Any]:
-    """Several videos in flight: ``workers`` threads, each with its own extractor (its own model
-    set, ``threads=1`` unless given), for throughput on multi-core machines: inference and the
-    OpenCV crops run outside the GIL, so the streams overlap where cores are free
-    (benchmarks/extraction_engines.py measures it). Returns, per source in order, its
-    LandmarkSequence or the exception it raised (one bad video does not stop the others); each
-    sequence equals what a lone extractor gives."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers must be a positive int, got {workers!r}")
-    create_options.setdefault("threads", 1)
-    local = threading.local()
-    made: list[HolisticEngineExtractor] = []
-    lock = threading.Lock()
-
-    def work(source: str | Path) -> Any:
-        extractor = getattr(local, "extractor", None)
-        if extractor is None:
-            extractor = HolisticEngineExtractor.create_from_options(
-                options, engine=engine, **create_options
-            )
-            local.extractor = extractor
-            with lock:
-                made.append(extractor)
-        try:
-            return extractor.extract_video(source, on_no_person=on_no_person)
-        except Exception as err:  # reported in the result list, per source
-            return err
-
-    try:
-        with ThreadPoolExecutor(max_workers=min(workers, max(1, len(sources)))) as pool:
-            return list(pool.map(work, sources))
-    finally:
-        for extractor in made:
-            extractor.close()

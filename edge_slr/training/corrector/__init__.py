@@ -4,29 +4,25 @@
     corrector = load_corrector("models/corrector-phoenix2014t")
     corrector.correct(["MORGEN", "REGEN", "REGEN", "NORD"]).glosses
 
-Exported graphs (ONNX, OpenVINO) run through ``DraftCorrector`` (numpy only): the input serves as
-a draft, so a kept sentence costs one encoder and one decoder call per stage (see ``draft``).
+The torch stages decode through the device side's one numpy decoder
+(:mod:`edge_slr.recognition.correction`), as the converted graphs on every engine do.
 
 Importing this package needs only numpy; torch is imported when a model is built or loaded.
 """
 
 from __future__ import annotations
 
+from edge_slr.recognition.correction import StageGraphs
+from edge_slr.recognition.correction_chain import GraphCorrector
+from edge_slr.recognition.correction_draft import draft_greedy
+from edge_slr.recognition.correction_gate import Correction, GateConfig, StageResult
+from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
 from edge_slr.training.corrector.checkpoint import load_checkpoint, load_corrector, save_corrector
 from edge_slr.training.corrector.config import CorrectorConfig, TrainConfig, load_config
-from edge_slr.training.corrector.decode import (
-    Correction,
-    Corrector,
-    GateConfig,
-    StageResult,
-    beam_decode,
-    greedy_decode,
-)
-from edge_slr.training.corrector.draft import DraftCorrector, StageGraphs, draft_greedy
+from edge_slr.training.corrector.decode import Corrector, beam_decode, greedy_decode
 from edge_slr.training.corrector.model import CorrectorDims, build_model, build_stages
 from edge_slr.training.corrector.noise import GlossNoise, NoiseConfig, load_confusion_table
 from edge_slr.training.corrector.train import train_corrector
-from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
 
 __all__ = [
     "Correction",
@@ -34,9 +30,9 @@ __all__ = [
     "CorrectorConfig",
     "CorrectorDims",
     "CorrectorVocabulary",
-    "DraftCorrector",
     "GateConfig",
     "GlossNoise",
+    "GraphCorrector",
     "NoiseConfig",
     "StageGraphs",
     "StageResult",

@@ -21,9 +21,10 @@ from typing import Any
 from edge_slr import __version__
 from edge_slr._optional import require
 from edge_slr.errors import FormatError
-from edge_slr.training.corrector.decode import Corrector, GateConfig
+from edge_slr.recognition.correction_gate import GateConfig
+from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.training.corrector.decode import Corrector
 from edge_slr.training.corrector.model import CorrectorDims, build_stages
-from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
 
 FORMAT_NAME = "edge-slr-corrector"
 FORMAT_VERSION = 1

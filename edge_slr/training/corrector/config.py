@@ -1,33 +1,28 @@
-"""Training configuration of the corrector: TOML files (read with tomllib) plus CLI overrides.
+"""Training configuration of the corrector: TOML tables, ``--set table.key=value`` overrides.
 
-A config file has four tables, each optional (defaults below)::
+A config file has four tables, each optional (missing keys keep their defaults)::
 
-    [model]         # CorrectorDims without vocab_size (that comes from the train split)
+    [model]         # CorrectorModelConfig: CorrectorDims without vocab_size (the train split's)
     [noise]         # NoiseConfig of stage 1 (heavy noise: restore the meaning)
     [noise_stage2]  # NoiseConfig of the fresh noise stage 2 sees besides stage 1's outputs
     [train]         # TrainConfig
 
-Overrides are ``TABLE.KEY=VALUE`` strings with a TOML value (``train.max_minutes=2``,
-``train.corpus="phoenix2014"``; a bare word is taken as a string).
+Reading, type checks and overrides (``train.max_minutes=2``, ``train.corpus="phoenix2014"``; a
+bare word is taken as a string): edge_slr.training.config_io, as the student's and the
+teacher's configs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-from edge_slr.errors import FormatError, InputError
+from edge_slr.errors import InputError
+from edge_slr.training.config_io import TomlConfig
 from edge_slr.training.corrector.model import CorrectorDims
 from edge_slr.training.corrector.noise import NoiseConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from edge_slr.training.hardware import AMP_CHOICES, DEVICE_PATTERN
 
 TRAIN_CORPORA = ("phoenix2014", "phoenix2014t", "csl-daily")
 # Stage 2 makes fine corrections: besides stage 1's outputs it sees lighter noise.
@@ -97,8 +92,6 @@ class TrainConfig:
             "gate_copies": self.gate_copies >= 1,
             "gate_levels": bool(self.gate_levels) and all(0 <= x <= 1 for x in self.gate_levels),
         }
-        from edge_slr.training.hardware import AMP_CHOICES, DEVICE_PATTERN
-
         checks["device"] = bool(DEVICE_PATTERN.match(self.device))
         checks["amp"] = self.amp in AMP_CHOICES
         bad = [name for name, ok in checks.items() if not ok]
@@ -110,88 +103,42 @@ class TrainConfig:
         object.__setattr__(self, "gate_levels", tuple(float(x) for x in self.gate_levels))
 
 
+_DIMS = CorrectorDims(vocab_size=8)  # the model's defaults are CorrectorDims', defined once
+
+
 @dataclass(frozen=True)
-class CorrectorConfig:
-    model: Mapping[str, Any] = field(default_factory=dict)  # CorrectorDims fields, no vocab_size
-    noise: NoiseConfig = NoiseConfig()
-    noise_stage2: NoiseConfig = STAGE2_NOISE
-    train: TrainConfig = TrainConfig()
+class CorrectorModelConfig:
+    """The [model] table: the sizes of every stage; the vocabulary size comes from the data."""
+
+    d_model: int = _DIMS.d_model
+    n_heads: int = _DIMS.n_heads
+    encoder_layers: int = _DIMS.encoder_layers
+    decoder_layers: int = _DIMS.decoder_layers
+    ff_dim: int = _DIMS.ff_dim
+    max_len: int = _DIMS.max_len
+    dropout: float = _DIMS.dropout
+    stages: int = _DIMS.stages
+    copy_attention: bool = _DIMS.copy_attention
 
     def __post_init__(self) -> None:
-        if "vocab_size" in self.model:
-            raise InputError(
-                "model.vocab_size is set from the train split; remove it from the config"
-            )
-        self.dims(vocab_size=8)  # validates the model table now rather than after data loading
+        self.dims(vocab_size=8)  # validates the sizes now rather than after data loading
 
     def dims(self, vocab_size: int) -> CorrectorDims:
-        return CorrectorDims.from_dict({**self.model, "vocab_size": vocab_size})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": dict(self.model),
-            "noise": dataclasses.asdict(self.noise),
-            "noise_stage2": dataclasses.asdict(self.noise_stage2),
-            "train": dataclasses.asdict(self.train),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CorrectorConfig:
-        unknown = sorted(set(data) - {"model", "noise", "noise_stage2", "train"})
-        if unknown:
-            raise InputError(
-                f"unknown config table(s) {unknown}; expected model, noise, noise_stage2, train"
-            )
-        train = dict(data.get("train", {}))
-        known = {f.name for f in fields(TrainConfig)}
-        extra = sorted(set(train) - known)
-        if extra:
-            raise InputError(f"unknown train option(s) {extra}; expected some of {sorted(known)}")
-        if "gate_levels" in train:
-            train["gate_levels"] = tuple(train["gate_levels"])
-        return cls(
-            model=dict(data.get("model", {})),
-            noise=NoiseConfig.from_dict(data.get("noise", {})),
-            noise_stage2=NoiseConfig.from_dict(
-                {**dataclasses.asdict(STAGE2_NOISE), **data.get("noise_stage2", {})}
-            ),
-            train=TrainConfig(**train),
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return CorrectorDims(vocab_size=vocab_size, **values)
 
 
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """``"train.max_minutes=2"`` -> ("train", "max_minutes", 2)."""
-    key, sep, raw = text.partition("=")
-    table, dot, name = key.strip().partition(".")
-    if not sep or not dot or not table or not name:
-        raise InputError(
-            f"override must look like TABLE.KEY=VALUE (e.g. train.max_minutes=5), got {text!r}"
-        )
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word: a string
-    return table, name.strip(), value
+@dataclass(frozen=True)
+class CorrectorConfig(TomlConfig):
+    model: CorrectorModelConfig = field(default_factory=CorrectorModelConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    noise_stage2: NoiseConfig = STAGE2_NOISE
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def dims(self, vocab_size: int) -> CorrectorDims:
+        return self.model.dims(vocab_size)
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> CorrectorConfig:
-    """Config from a TOML file (None: the defaults) with ``TABLE.KEY=VALUE`` overrides applied."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FormatError(path, "config file does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise FormatError(path, f"not valid TOML ({exc})") from None
-    for text in overrides:
-        table, name, value = parse_override(text)
-        section = data.setdefault(table, {})
-        if not isinstance(section, dict):
-            raise InputError(f"override {text!r}: {table!r} is not a table")
-        section[name] = value
-    try:
-        return CorrectorConfig.from_dict(data)
-    except TypeError as exc:  # a wrong value type the dataclasses did not catch
-        raise InputError(f"invalid corrector config: {exc}") from None
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> CorrectorConfig:
+    """Read a corrector TOML config (None: the defaults) and apply ``--set`` overrides."""
+    return CorrectorConfig.load(path, overrides)

@@ -1,6 +1,6 @@
 """Tuning the "do no harm" gates on held-out train sentences (never on dev/test).
 
-Every stage proposes a correction with a confidence and a margin (see ``decode``). Here the
+Every stage proposes a correction with a confidence and a margin (see ``edge_slr.recognition.correction_gate``). Here the
 held-out train sentences, corrupted at fixed WER levels, are corrected by a stage, and the pair of
 thresholds is chosen that gives the lowest mean WER over the levels while making no level worse
 than the stage's input (by more than ``max_harm``). Rejecting everything is always allowed, so a
@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_slr.metrics import align, normalize_hypothesis
-from edge_slr.training.corrector.decode import GateConfig, StageOutput, run_stage
-from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction import StageOutput, run_stage
+from edge_slr.recognition.correction_gate import GateConfig
+from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.training.corrector.decode import torch_graphs
 
 if TYPE_CHECKING:
     import torch
@@ -26,29 +28,9 @@ if TYPE_CHECKING:
 def run_batched(
     model: torch.nn.Module, sources: Sequence[list[int]], vocab: CorrectorVocabulary
 ) -> StageOutput:
-    """:func:`run_stage` over many sentences, 256 at a time, in input order.
-
-    Batches are cut from the length-sorted sentences: a batch decodes as many steps as its
-    longest sentence needs, so mixed lengths would cost several times the work.
-    """
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    parts = [
-        run_stage(model, [sources[i] for i in order[k : k + 256]], vocab)
-        for k in range(0, len(order), 256)
-    ]
-    back = np.argsort(np.asarray(order, dtype=np.int64), kind="stable") if order else order
-    proposals = [p for part in parts for p in part.proposals]
-
-    def joined(name: str) -> np.ndarray:
-        values = [getattr(part, name) for part in parts]
-        return np.concatenate(values)[back] if values else np.zeros(0)
-
-    return StageOutput(
-        [proposals[i] for i in back],
-        joined("confidence"),
-        joined("margin"),
-        joined("edit_rate"),
-    )
+    """One torch stage's proposals and gate measures for many sentences, in input order
+    (greedy, 256 length-sorted sentences per decoder call; see ``correction.run_stage``)."""
+    return run_stage(torch_graphs(model), sources, vocab, batch_size=256)
 
 
 def run_gated(

@@ -119,28 +119,13 @@ def _seq2seq_class() -> type:
                 "positions", sinusoidal_positions(dims.max_len, d), persistent=False
             )
             self.drop = nn.Dropout(dims.dropout)
-            enc_layer = nn.TransformerEncoderLayer(
-                d,
-                dims.n_heads,
-                dims.ff_dim,
-                dims.dropout,
-                "gelu",
-                batch_first=True,
-                norm_first=True,
-            )
+            layer = (d, dims.n_heads, dims.ff_dim, dims.dropout, "gelu")  # pre-norm, batch first
+            enc_layer = nn.TransformerEncoderLayer(*layer, batch_first=True, norm_first=True)
             # No nested tensors: their conversion depends on the mask's values (not exportable).
             self.encoder = nn.TransformerEncoder(
                 enc_layer, dims.encoder_layers, nn.LayerNorm(d), enable_nested_tensor=False
             )
-            dec_layer = nn.TransformerDecoderLayer(
-                d,
-                dims.n_heads,
-                dims.ff_dim,
-                dims.dropout,
-                "gelu",
-                batch_first=True,
-                norm_first=True,
-            )
+            dec_layer = nn.TransformerDecoderLayer(*layer, batch_first=True, norm_first=True)
             self.decoder = nn.TransformerDecoder(dec_layer, dims.decoder_layers, nn.LayerNorm(d))
             if dims.copy_attention:
                 self.copy_query = nn.Linear(d, d, bias=False)

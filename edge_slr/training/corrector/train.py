@@ -29,12 +29,13 @@ import numpy as np
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
+from edge_slr.recognition.correction_gate import GateConfig
+from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
 from edge_slr.training.corrector.config import CorrectorConfig, TrainConfig
-from edge_slr.training.corrector.decode import Corrector, GateConfig, pad_batch
+from edge_slr.training.corrector.decode import Corrector, pad_batch
 from edge_slr.training.corrector.gate import GateTuning, run_gated, tune_gate, tuning_report
 from edge_slr.training.corrector.model import build_model, count_parameters
 from edge_slr.training.corrector.noise import GlossNoise, NoiseConfig, load_confusion_table
-from edge_slr.training.corrector.vocabulary import CorrectorVocabulary
 
 if TYPE_CHECKING:
     import torch

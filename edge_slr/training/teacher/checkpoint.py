@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from edge_slr.errors import FormatError
+from edge_slr.sidecar import file_sha256
 from edge_slr.training.checkpoint_io import (
     CheckpointFormat,
     SavedModel,
     check_vocabulary,
     common_fields,
-    file_sha256,
     read_checkpoint,
     write_checkpoint,
 )

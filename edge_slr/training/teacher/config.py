@@ -4,21 +4,21 @@
     [model]   TeacherDims without the class count (the vocabulary decides it)
     [loss]    CorrNet's self-distillation (weight, temperature)
     [pretrain] frame-level gloss pretraining of the backbone (epochs = 0: none)
-    [train]   the student's TrainConfig: optimiser, schedule, batching, evaluation, output
+    [train]   the student's TrainConfig: optimiser, schedule, batching, evaluation, output; a
+              [train] table changes the teacher's defaults below, not the student's
 
 Parsing, type checks and overrides: edge_slr.training.config_io (as the student's config).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from edge_slr.errors import InputError
 from edge_slr.training.config import TrainConfig
-from edge_slr.training.config_io import TomlConfig, build, section_dict
+from edge_slr.training.config_io import TomlConfig
 from edge_slr.training.teacher.corrnet import TeacherDims
 from edge_slr.training.teacher.pretrain import PretrainConfig
 
@@ -94,13 +94,6 @@ class TeacherConfig(TomlConfig):
     loss: TeacherLossConfig = field(default_factory=TeacherLossConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=_default_train)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> TeacherConfig:
-        data = dict(data)
-        # A [train] table only overrides the teacher's defaults, it does not reset them.
-        data["train"] = section_dict(_default_train()) | dict(data.get("train", {}))
-        return build(cls, data, where)
 
 
 def load_teacher_config(

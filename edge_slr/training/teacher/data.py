@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_slr._optional import require
 from edge_slr.errors import InputError
-from edge_slr.training.data import ctc_min_steps
+from edge_slr.training.data import TensorBatch, ctc_min_steps
 
 if TYPE_CHECKING:
     import torch
@@ -162,7 +162,9 @@ class VideoDataset:
 
 
 @dataclass
-class VideoBatch:
+class VideoBatch(TensorBatch):
+    TENSORS = ("frames", "lengths", "targets", "target_lengths")  # frames stay uint8: 4x less
+
     ids: list[str]
     frames: torch.Tensor  # (B, T, S, S, 3) uint8, zero beyond each length
     lengths: torch.Tensor  # (B,) int64
@@ -170,19 +172,6 @@ class VideoBatch:
     target_lengths: torch.Tensor  # (B,) int64
     glosses: list[tuple[str, ...]]
     fps: list[float]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def to(self, device: Any, non_blocking: bool = False) -> VideoBatch:
-        """The batch with its tensors on ``device`` (frames stay uint8: 4x less to copy)."""
-        names = ("frames", "lengths", "targets", "target_lengths")
-        moved = {n: getattr(self, n).to(device, non_blocking=non_blocking) for n in names}
-        return replace(self, **moved)
-
-    def pin_memory(self) -> VideoBatch:  # DataLoader(pin_memory=True) calls this
-        names = ("frames", "lengths", "targets", "target_lengths")
-        return replace(self, **{n: getattr(self, n).pin_memory() for n in names})
 
 
 def collate_video(examples: Sequence[VideoExample]) -> VideoBatch:

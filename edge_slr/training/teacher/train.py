@@ -1,6 +1,6 @@
 """Train the video teacher (CorrNet recipe) on a dataset with video frames.
 
-The epoch loop, resume, logs and curves are the student's (edge_slr.training.loop), and so are
+The entry, the epoch loop, resume, logs and curves are the student's (edge_slr.training.loop), and so are
 the length bucketing sampler, greedy/beam decoding with the official scorer and the WER reports
 (edge_slr.training.teacher.evaluate). Only what differs is here: video batches, CorrNet's
 three-term loss (sequence CTC + conv CTC + self-distillation), backbone pretraining and the
@@ -21,12 +21,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from edge_slr._optional import require
 from edge_slr.errors import InputError
-from edge_slr.training.data import BucketBatchSampler, plan_steps
 from edge_slr.training.evaluate import scoring_corpus
-from edge_slr.training.hardware import Hardware, OnDevice, fp32_outputs, iterate_steps
-from edge_slr.training.loop import Hooks, Run, TrainResult, final_results, prepare, results_header
+from edge_slr.training.hardware import Hardware, OnDevice
+from edge_slr.training.loop import Hooks, Run, Session, TrainResult, run_training
+from edge_slr.training.run_log import final_results, results_header
 from edge_slr.training.teacher.checkpoint import load_teacher_checkpoint, save_teacher
 from edge_slr.training.teacher.config import TeacherConfig
 from edge_slr.training.teacher.corrnet import build_teacher, corrnet_loss
@@ -93,124 +92,76 @@ def _setup(config: TeacherConfig) -> _Setup:
     return _Setup(vocab, model, train_set, dev_set, scoring_corpus(root, config.data.corpus))
 
 
-def train_epoch(
-    run: Run,
-    dataset: VideoDataset,
-    sampler: BucketBatchSampler,
-    config: TeacherConfig,
-    epoch: int,
-) -> dict[str, float]:
-    """One pass over this rank's share of the training videos; mean loss terms and throughput,
-    summed over all ranks."""
-    tqdm = require("tqdm", "progress bars").tqdm
-    train, hw, model = config.train, run.hw, run.trained
-    dataset.set_epoch(epoch)
-    sampler.set_epoch(epoch)
-    steps = plan_steps(
-        sampler.batches(), hw.ranks.rank, hw.ranks.world_size, train.grad_accumulation
+# corrnet_loss's terms under the names of the student's log columns
+_TERMS = {"total": "loss", "seq_ctc": "ctc", "conv_ctc": "aux", "self_kd": "self_kd"}
+
+
+def _forward(model: Any, batch: Any) -> Any:
+    return model(batch.frames, batch.lengths)
+
+
+def _losses(config: TeacherConfig, out: Any, batch: Any) -> dict[str, Any]:
+    """CorrNet's three terms: sequence CTC, conv CTC and self-distillation."""
+    terms = corrnet_loss(
+        out,
+        batch.targets,
+        batch.target_lengths,
+        conv_weight=config.train.aux_weight,
+        self_kd_weight=config.loss.self_kd_weight,
+        temperature=config.loss.temperature,
+        include_blank=config.loss.include_blank,
     )
-    model.train()
-    names = {"total": "loss", "seq_ctc": "ctc", "conv_ctc": "aux", "self_kd": "self_kd"}
-    totals = dict.fromkeys(names.values(), 0.0)
-    sequences, frames, started = 0, 0, time.perf_counter()
-    bar = tqdm(
-        iterate_steps(hw, dataset, steps, collate_video),
-        total=len(steps),
-        desc=f"teacher epoch {epoch}",
-        leave=False,
-        disable=not train.progress or not hw.ranks.is_main,
-    )
-    for micro_batches in bar:
-        for k, (batch, weight) in enumerate(micro_batches):
-            with hw.sync(model, last=k == len(micro_batches) - 1):
-                with hw.autocast():
-                    out = model(batch.frames, batch.lengths)
-                terms = corrnet_loss(
-                    fp32_outputs(out),  # CTC and self-distillation in fp32
-                    batch.targets,
-                    batch.target_lengths,
-                    conv_weight=train.aux_weight,
-                    self_kd_weight=config.loss.self_kd_weight,
-                    temperature=config.loss.temperature,
-                    include_blank=config.loss.include_blank,
-                )
-                hw.backward(terms["total"] * weight)
-            sequences += len(batch)
-            frames += int(batch.lengths.sum())
-            for term, key in names.items():
-                totals[key] += terms[term].item() * len(batch)
-        hw.step(run.optimizer, run.model.parameters(), train.grad_clip)
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scheduler.step()
-        bar.set_postfix(loss=f"{terms['total'].item():.3f}")
-    seconds = time.perf_counter() - started
-    summed = hw.sum({**totals, "sequences": float(sequences), "frames": float(frames)})
-    sequences, frames = int(summed.pop("sequences")), int(summed.pop("frames"))
-    return {
-        **{f"train_{k}": v / max(sequences, 1) for k, v in summed.items()},
-        "epoch_seconds": seconds,
-        "train_sequences_per_s": sequences / seconds,
-        "train_frames_per_s": frames / seconds,
-    }
+    return {name: terms[term] for term, name in _TERMS.items()}
 
 
 def train_teacher(
     config: TeacherConfig, *, resume: bool = False, stop_after: int | None = None
 ) -> TrainResult:
     """Train (``resume``: continue from OUT/last.pt); ``stop_after`` epochs ends this call early."""
-    from edge_slr.training.train import created_folders_removed_on_error
-
-    tc = config.train
-    with created_folders_removed_on_error(tc.out_dir):  # a bad config leaves no empty runs/
-        torch, out_dir, hw = prepare(tc, "training the teacher")
-        setup = _setup(config)
-    try:
-        return _train(config, setup, torch, out_dir, hw, resume, stop_after)
-    finally:
-        hw.close()
+    setup = partial(_setup, config)
+    fit = partial(_train, config)
+    what = "training the teacher"
+    return run_training(config.train, what, setup, fit, resume=resume, stop_after=stop_after)
 
 
-def _train(
-    config: TeacherConfig,
-    setup: _Setup,
-    torch: Any,
-    out_dir: Path,
-    hw: Hardware,
-    resume: bool,
-    stop_after: int | None,
-) -> TrainResult:
-    tc = config.train
-    model = setup.model
-    if not resume and config.pretrain.epochs:
+def _train(config: TeacherConfig, setup: _Setup, session: Session) -> TrainResult:
+    tc, hw = config.train, session.hw
+    if not session.resume and config.pretrain.epochs:
         # Every rank pretrains the same way; DDP then starts all ranks from rank 0's weights.
-        _pretrain(config, setup, out_dir, hw)
-    step_size = tc.batch_size * hw.ranks.world_size * tc.grad_accumulation
-    sampler = BucketBatchSampler(
-        setup.train_set.lengths, step_size, bucket_width=tc.bucket_width, seed=tc.seed
-    )
-    run = Run(torch, tc, out_dir, model, len(sampler), hw)
-    state = run.begin(resume, load_teacher_checkpoint)
-    hooks = Hooks(
-        name="teacher",
-        config=config.to_dict(),
-        sentences=(len(setup.train_set), len(setup.dev_set)),
-        train_epoch=partial(train_epoch, run, setup.train_set, sampler, config),
-        evaluate=partial(
+        _pretrain(config, setup, session.out_dir, hw)
+    losses = partial(_losses, config)
+
+    def hooks(run: Run) -> Hooks:
+        def one_epoch(epoch: int) -> dict[str, Any]:
+            return run.train_epoch(
+                epoch, setup.train_set, collate_video, _forward, losses,
+                desc=f"teacher epoch {epoch}", frames_per_s=True,
+            )  # fmt: skip
+
+        evaluate = partial(
             evaluate_teacher,
-            OnDevice(model, hw.device),  # fp32, without DDP: rank 0 evaluates alone
+            OnDevice(setup.model, hw.device),  # fp32, without DDP: rank 0 evaluates alone
             setup.dev_set,
             setup.vocab,
             corpus=setup.corpus,
             beam_width=tc.beam_width,
             batch_size=tc.batch_size,
             progress=tc.progress,
-        ),
-        save=partial(save_teacher, model=model, vocabulary=setup.vocab, config=config.to_dict()),
-        finish=partial(final_evaluation, config),
-        columns=LOG_COLUMNS,
-        speed=("train_frames_per_s", "frames/s"),
-    )
-    return run.fit(hooks, state, stop_after)
+        )
+        save = partial(save_teacher, model=setup.model, vocabulary=setup.vocab)
+        return Hooks(
+            name="teacher",
+            config=config.to_dict(),
+            sentences=(len(setup.train_set), len(setup.dev_set)),
+            train_epoch=one_epoch,
+            evaluate=evaluate,
+            save=partial(save, config=config.to_dict()),
+            finish=partial(final_evaluation, config),
+            columns=LOG_COLUMNS,
+            speed=("train_frames_per_s", "frames/s"),
+        )
+
+    return session.fit(setup.model, setup.train_set.lengths, load_teacher_checkpoint, hooks)
 
 
 def _pretrain(config: TeacherConfig, setup: _Setup, out_dir: Path, hw: Hardware) -> None:
@@ -243,19 +194,6 @@ def final_evaluation(
     header["dims"] = checkpoint.dims.to_dict()
     if (out_dir / "pretrain.json").is_file():
         header["pretrain"] = json.loads((out_dir / "pretrain.json").read_text("utf-8"))
-    return final_results(
-        config.data,
-        out_dir,
-        header,
-        partial(
-            evaluate_teacher_checkpoint,
-            best_path,
-            config.data.root,
-            beam_width=config.train.beam_width,
-            out_dir=out_dir / "eval",
-            corpus=config.data.corpus,
-            max_samples=config.data.max_eval_samples,
-            batch_size=config.train.batch_size,
-            progress=config.train.progress,
-        ),
-    )
+    batch_size = config.train.batch_size
+    evaluate = evaluate_teacher_checkpoint
+    return final_results(config, best_path, out_dir, header, evaluate, batch_size=batch_size)

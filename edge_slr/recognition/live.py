@@ -2,7 +2,7 @@
 
 In the MediaPipe Tasks style (a live-stream mode with an async call and a result callback)::
 
-    from edge_slr.live import LiveOptions, LiveRecognizer, play
+    from edge_slr.recognition.live import LiveOptions, LiveRecognizer, play
 
     def show(result, info):                      # called on the recognition worker
         print(info.timestamp_ms, result.sentence, "final" if result.final else "")
@@ -42,6 +42,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
+from concurrent.futures import Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,18 @@ import numpy as np
 
 from edge_slr._optional import native_logs_filtered, require
 from edge_slr.errors import EdgeSLRError, InputError
-from edge_slr.landmarks.extract import HolisticOptions, check_rgb
+from edge_slr.landmarks.extract import (
+    HolisticOptions,
+    check_next_timestamp,
+    check_part_workers,
+    check_rgb,
+)
 from edge_slr.landmarks.layout import NUM_POINTS
-from edge_slr.recognizer_options import RecognizerOptions
-from edge_slr.results import RecognitionResult, Timings
+from edge_slr.recognition.options import DROP_POLICIES, RecognizerOptions
+from edge_slr.recognition.results import RecognitionResult, Timings
 
 logger = logging.getLogger(__name__)
 
-DROP_POLICIES = ("skip-oldest", "block")
 MAX_QUEUE = 256  # frames: a 1080p frame is 6 MB, so a queue stays well under 2 GB
 THREAD_PREFIX = "edge-slr-live"
 _CAPTURES_KEPT = 4096  # recent (timestamp, capture time) pairs for the gloss latencies
@@ -86,6 +91,10 @@ class LiveOptions:
     landmark_queue_size: int = 8  # extracted frames waiting for recognition
     result_callback: ResultCallback | None = None  # (result, info) on the recognition worker
     latency_samples: int = 10_000  # latencies kept for the percentiles (the most recent)
+    # threads for one frame's hands and face on the edge-slr engines (the graph picks its own);
+    # None: 2 where the machine has two cores or more (the extraction worker's pose and the
+    # previous frame's hands and face then run side by side), else 1
+    part_workers: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.recognizer, RecognizerOptions):
@@ -111,11 +120,20 @@ class LiveOptions:
             raise InputError(
                 f"result_callback must be callable or None, got {type(self.result_callback).__name__}"
             )
+        if self.part_workers is not None:
+            check_part_workers(self.part_workers)
 
     def extractor_options(self) -> HolisticOptions:
-        """The extractor's options, in video mode (tracking across frames)."""
+        """The extractor's options, in video mode (tracking across frames), with
+        ``part_workers`` for the edge-slr engines (MediaPipe's graph keeps its own threads)."""
         options = self.extractor or self.recognizer.extractor or HolisticOptions()
-        return replace(options, running_mode="video")
+        options = replace(options, running_mode="video")
+        if options.engine == "mediapipe":
+            return options
+        workers = self.part_workers
+        if workers is None:
+            workers = 2 if (os.cpu_count() or 1) >= 2 else 1
+        return replace(options, part_workers=workers)
 
 
 @dataclass(frozen=True)
@@ -196,15 +214,24 @@ class _BoundedQueue:
             self._cond.notify_all()
             return dropped
 
-    def get(self) -> Any:
+    def get(self, ready: Callable[[], bool] | None = None) -> Any:
+        """The oldest item; with ``ready``, None as soon as ``ready()`` holds while the queue is
+        empty (whoever makes it true calls :meth:`wake`)."""
         with self._cond:
             while not self._items and not self._closed:
+                if ready is not None and ready():
+                    return None
                 self._cond.wait()
             if self._closed:
                 raise _Closed
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def wake(self) -> None:
+        """Let a waiting :meth:`get` check its ``ready`` again."""
+        with self._cond:
+            self._cond.notify_all()
 
     def close(self) -> list[Any]:
         """Wake every waiter; returns the items left (discarded)."""
@@ -224,6 +251,7 @@ class _Frame:
     index: int
     points: np.ndarray | None = None
     extraction_ms: float = 0.0
+    future: Future[np.ndarray] | None = None  # its landmarks while in flight (submit_video_frame)
 
 
 class _End:
@@ -338,7 +366,7 @@ class LiveRecognizer:
     def create_from_options(cls, options: LiveOptions) -> LiveRecognizer:
         """Load the recogniser, its corrector and the landmark extractor; start the workers."""
         from edge_slr.landmarks.extract import HolisticExtractor
-        from edge_slr.recognizer import Recognizer
+        from edge_slr.recognition.recognizer import Recognizer
 
         if not isinstance(options, LiveOptions):
             raise InputError(f"options must be LiveOptions, got {type(options).__name__}")
@@ -389,16 +417,7 @@ class LiveRecognizer:
         """Queue one RGB frame ``(H, W, 3)`` uint8 taken at ``timestamp_ms`` (whole ms, strictly
         increasing); returns at once (``"block"``: once there is room). The array is copied."""
         self._check_usable()
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
-            raise InputError(f"timestamp_ms must be an int (milliseconds), got {timestamp_ms!r}")
-        timestamp_ms = int(timestamp_ms)
-        if timestamp_ms < 0:
-            raise InputError(f"timestamp_ms must be >= 0, got {timestamp_ms}")
-        if self._last_timestamp is not None and timestamp_ms <= self._last_timestamp:
-            raise InputError(
-                f"timestamps must strictly increase: got {timestamp_ms} ms after "
-                f"{self._last_timestamp} ms (call finish() before a new video)"
-            )
+        timestamp_ms = check_next_timestamp(timestamp_ms, self._last_timestamp, "finish()")
         rgb = np.array(check_rgb(rgb), copy=True)
         now = time.perf_counter()
         frame = _Frame(rgb, timestamp_ms, now, self._next_index)
@@ -547,29 +566,74 @@ class LiveRecognizer:
         self._stop()
 
     def _extraction_loop(self) -> None:
+        # An extractor with submit_video_frame runs a frame's pose here and its hands and face on
+        # a worker of its own: one frame stays in flight while the next one's pose runs, and is
+        # handed on as soon as it is done or the next frame is submitted (order is kept).
+        submit = getattr(self._extractor, "submit_video_frame", None)
+        pending: _Frame | None = None
         try:
             while True:
-                item = self._frames.get()
-                if isinstance(item, _Frame):
+                future = pending.future if pending is not None else None
+                item = self._frames.get(None if future is None else future.done)
+                if item is None or not isinstance(item, _Frame) or submit is None:
+                    if pending is not None:  # done, or a stream's end must follow it
+                        self._hand_on(pending)
+                        pending = None
+                    if item is None:
+                        continue
+                if isinstance(item, _Frame) and submit is not None:
+                    self._submit(item, submit)
+                    if pending is not None:
+                        self._hand_on(pending)
+                    pending = item
+                elif isinstance(item, _Frame):
                     started = time.perf_counter()
-                    item.points = self._extractor.extract_video_frame(item.rgb, item.timestamp_ms)
-                    if np.shape(item.points) != (NUM_POINTS, 4):
-                        raise InputError(
-                            f"the extractor returned landmarks of shape {np.shape(item.points)}, "
-                            f"expected ({NUM_POINTS}, 4)"
-                        )
-                    item.extraction_ms = (time.perf_counter() - started) * 1000.0
-                    with self._lock:
-                        if self._measured(item):
-                            self._counts["extracted"] += 1
-                            self._busy["extraction"] += item.extraction_ms
+                    self._extracted(item, self._extractor.extract_video_frame(item.rgb,
+                                                                              item.timestamp_ms),
+                                    started)  # fmt: skip
+                    self._landmarks.put(item, drop_oldest=False)
                 else:
                     self._extractor.reset()  # the next stream is unrelated video
-                self._landmarks.put(item, drop_oldest=False)
+                    self._landmarks.put(item, drop_oldest=False)
         except _Closed:
             return
         except BaseException as error:  # noqa: BLE001 - handed to the caller
             self._fail("extraction", error)
+        finally:
+            if pending is not None and pending.future is not None:
+                wait([pending.future])  # its worker is idle before close() shuts it down
+
+    def _submit(self, item: _Frame, submit: Callable[[np.ndarray, int], Future[np.ndarray]]) -> None:
+        started = time.perf_counter()
+        item.future = submit(item.rgb, item.timestamp_ms)
+
+        def done(future: Future[np.ndarray]) -> None:
+            item.extraction_ms = (time.perf_counter() - started) * 1000.0
+            self._frames.wake()
+
+        item.future.add_done_callback(done)
+
+    def _hand_on(self, item: _Frame) -> None:
+        """A submitted frame's landmarks (its extractor error raised here) to recognition."""
+        assert item.future is not None
+        points = item.future.result()
+        self._extracted(item, points, None)
+        self._landmarks.put(item, drop_oldest=False)
+
+    def _extracted(self, item: _Frame, points: np.ndarray, started: float | None) -> None:
+        """Check and keep one frame's landmarks; ``started``: time it (else already timed)."""
+        if np.shape(points) != (NUM_POINTS, 4):
+            raise InputError(
+                f"the extractor returned landmarks of shape {np.shape(points)}, "
+                f"expected ({NUM_POINTS}, 4)"
+            )
+        item.points = points
+        if started is not None:
+            item.extraction_ms = (time.perf_counter() - started) * 1000.0
+        with self._lock:
+            if self._measured(item):
+                self._counts["extracted"] += 1
+                self._busy["extraction"] += item.extraction_ms
 
     def _recognition_loop(self) -> None:
         try:

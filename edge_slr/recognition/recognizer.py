@@ -25,11 +25,11 @@ corrector can run, or with ``runtime="torch"``). Recogniser and corrector are ch
 :func:`edge_slr.runtimes.choose_model` (runtime and precision options, else the sidecars'
 engines that are installed). A student checkpoint ``.pt`` may be given instead of a directory
 (the torch reference). Long inputs are recognised in overlapping windows
-(:mod:`edge_slr.streaming`), so memory stays bounded however long the input is.
+(:mod:`edge_slr.recognition.windows`), so memory stays bounded however long the input is.
 
 Frame rate: input is put on the model's clock (the training fps its sidecar records; 25 fps for
 sidecars without it) before recognition: a 30 fps video or camera loses one frame in six, a
-slower one repeats frames (:class:`edge_slr.streaming.FrameRateAdapter`). Frame spans of offline
+slower one repeats frames (:mod:`edge_slr.recognition.clock`). Frame spans of offline
 results count the input's own frames; those of streaming results count frames on the model's
 clock (``num_frames`` too); times are milliseconds on the input's clock in both.
 """
@@ -37,6 +37,7 @@ clock (``num_frames`` too); times are milliseconds on the input's clock in both.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import replace
@@ -45,61 +46,67 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_slr.errors import InputError
+from edge_slr.decoding import DecodeResult, beam_search, greedy_decode, log_softmax
+from edge_slr.errors import FormatError, InputError
 from edge_slr.landmarks.extract import HolisticOptions
 from edge_slr.landmarks.layout import NUM_POINTS
 from edge_slr.landmarks.presets import shoulder_reference
 from edge_slr.landmarks.sequence import LandmarkSequence
-from edge_slr.recognizer_core import (  # noqa: F401 - part of this module's interface
-    MAX_FILL_SECONDS,
-    MAX_SENTENCE_GLOSSES,
-    RecognizerCore,
-    landmark_warnings,
-)
-from edge_slr.recognizer_options import (  # noqa: F401 - part of this module's interface
+from edge_slr.recognition.clock import FrameRateAdapter, resample_indices
+from edge_slr.recognition.options import (
     RecognizerOptions,
     check_fps,
     check_landmarks,
+    landmark_warnings,
 )
-from edge_slr.results import RecognitionResult, ms_since
-from edge_slr.runtimes.corrector import (  # noqa: F401 - find_corrector: part of this API
-    CORRECTOR_CHECKPOINT,
-    CORRECTOR_FOLDER,
-    find_corrector,
-    load_corrector,
-)
-from edge_slr.streaming import (  # noqa: F401 - part of this module's interface
-    DEFAULT_HISTORY,
-    STREAM_NORMALIZATIONS,
-    FrameRateAdapter,
-    LandmarkStream,
+from edge_slr.recognition.results import (
+    RecognitionResult,
     RecognizedGloss,
-    Reference,
     Sentence,
-    StepTimes,
-    StreamDecoder,
     Timings,
+    ms_since,
+)
+from edge_slr.recognition.stream import LandmarkStream, StreamDecoder
+from edge_slr.recognition.windows import (
+    Reference,
+    StepTimes,
     WindowPlan,
     blank_where_nobody,
     glosses_from,
-    resample_indices,
     window_features,
 )
+from edge_slr.runtimes.corrector import load_corrector
 
 if TYPE_CHECKING:
     from edge_slr.runtimes import Runtime
+    from edge_slr.sidecar import ModelDescription
 
 logger = logging.getLogger(__name__)
 
 HISTORY = 100  # finished stream sentences kept for Recognizer.sentences
 FPS_TOLERANCE = 0.01  # relative: input this close to the model's frame rate is not resampled
+MAX_SENTENCE_GLOSSES = 60  # a stream sentence ends here without a pause (corrector: its limit)
+MAX_FILL_SECONDS = 2.0  # frame-rate adaptation: a longer gap between frames restarts the clock
 
 
-class Recognizer(RecognizerCore):
+class Recognizer:
     """A loaded recogniser (and corrector); see the module doc. Not thread-safe."""
 
     def __init__(self, options: RecognizerOptions, runtime: Runtime, corrector: Any = None) -> None:
-        super().__init__(options, runtime, corrector)
+        description = runtime.description
+        if description is None or description.kind != "student" or description.temporal is None:
+            raise FormatError(runtime.model_path, "not a recogniser model with a sidecar")
+        self._options = options
+        self._runtime: Runtime | None = runtime
+        self._description: ModelDescription = description
+        self._labels = tuple(description.vocab().glosses)
+        self._preset = description.feature_preset()
+        self._logits = description.output_kind == "logits"
+        self._fps = description.frame_rate  # the model's clock
+        self._plan = WindowPlan.for_model(
+            description.temporal, options.window_frames, options.window_hop
+        )
+        self._corrector = corrector
         self._extractor: Any = None
         self._stream = self._new_stream()
         self._clock = self._new_clock()
@@ -140,6 +147,47 @@ class Recognizer(RecognizerCore):
     @classmethod
     def create_from_model_dir(cls, model_dir: str | Path, **options: Any) -> Recognizer:
         return cls.create_from_options(RecognizerOptions(model_dir=Path(model_dir), **options))
+
+    # -- properties -----------------------------------------------------------------------------
+    @property
+    def options(self) -> RecognizerOptions:
+        return self._options
+
+    @property
+    def description(self) -> ModelDescription:
+        return self._description
+
+    @property
+    def runtime(self) -> Runtime:
+        self._check_open()
+        assert self._runtime is not None
+        return self._runtime
+
+    def _check_open(self) -> None:
+        if self._runtime is None:
+            raise InputError("this Recognizer is closed; create a new one")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def has_corrector(self) -> bool:
+        return self._corrector is not None
+
+    @property
+    def window_plan(self) -> WindowPlan:
+        return self._plan
+
+    @property
+    def fps(self) -> float:
+        """The model's frame rate (its sidecar's training fps); input is resampled to it."""
+        return self._fps
+
+    @property
+    def corrector(self) -> Any:
+        """The corrector (a RuntimeCorrector or a torch Corrector), or None."""
+        return self._corrector
 
     # -- offline --------------------------------------------------------------------------------
     def recognize_landmarks(
@@ -263,13 +311,14 @@ class Recognizer(RecognizerCore):
         """The stream's finished sentences so far (the last 100)."""
         return tuple(self._history)
 
-    # -- live stream (running_mode "live_stream"; edge_slr.live) --------------------------------
+    # -- live stream (running_mode "live_stream"; edge_slr.recognition.live) --------------------
     def recognize_async(self, rgb: np.ndarray, timestamp_ms: int) -> None:
         """Queue one RGB frame ``(H, W, 3)`` uint8 and return at once (running_mode
         "live_stream"). Results come to ``options.result_callback(result, info)`` on a worker
         thread: landmark extraction and recognition run on two workers that overlap; frames that
         extraction cannot take in time are dropped and counted (``drop_policy``). See
-        :mod:`edge_slr.live`; :meth:`finish` waits for the queued frames and ends the stream."""
+        :mod:`edge_slr.recognition.live`; :meth:`finish` waits for the queued frames and ends
+        the stream."""
         self._live_pipeline().recognize_async(rgb, timestamp_ms)
 
     def live_stats(self) -> Any:
@@ -285,7 +334,7 @@ class Recognizer(RecognizerCore):
                 f"{self._options.running_mode!r}"
             )
         if self._live is None:
-            from edge_slr.live import LiveRecognizer
+            from edge_slr.recognition.live import LiveRecognizer
 
             self._live = LiveRecognizer.create_from_recognizer(
                 self,
@@ -327,6 +376,102 @@ class Recognizer(RecognizerCore):
         return f"<Recognizer {self._description.graph.file.name} on {runtime}, {corrector}>"
 
     # -- internals ------------------------------------------------------------------------------
+    def _check_features(self, features: Any) -> np.ndarray:
+        width = self._description.feature_dim
+        if not isinstance(features, np.ndarray) or features.ndim != 2 or features.shape[1] != width:
+            shape = getattr(features, "shape", type(features).__name__)
+            raise InputError(f"features must be a (T, {width}) array, got {shape}")
+        self._check_length(len(features))
+        return features
+
+    def _check_length(self, frames: int) -> None:
+        needed = self._plan.temporal.min_input_length
+        if frames < needed:
+            raise InputError(
+                f"{frames} frames are too few to recognise: this model needs at least {needed} "
+                f"(its receptive field, {needed / self._fps:.2f} s at {self._fps:g} fps)"
+            )
+
+    def _features(
+        self, data: np.ndarray, reference: Reference | None = None
+    ) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        return window_features(self._preset, data, reference), ms_since(started)
+
+    def _log_probs(
+        self, features: np.ndarray, data: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Timings]:
+        """Log-probabilities ``(T', V)``; with the landmarks ``data``, blank where nobody is."""
+        started = time.perf_counter()
+        out = self.runtime.run(features[None])[0]
+        inference = ms_since(started)
+        started = time.perf_counter()
+        lp = log_softmax(out) if self._logits else out.astype(np.float64)
+        if data is not None:
+            lp = blank_where_nobody(lp, (data[..., 3] > 0).any(axis=1), self._plan)
+        return lp, Timings(inference_ms=inference, decoding_ms=ms_since(started))
+
+    def decode(self, log_probs: np.ndarray) -> DecodeResult:
+        """CTC decoding of ``(T', V)`` log-probabilities with this recogniser's options."""
+        self._check_open()
+        if self._options.beam_width > 1:
+            return beam_search(log_probs, self._options.beam_width, labels=self._labels)
+        return greedy_decode(log_probs, labels=self._labels)
+
+    def _max_fill(self) -> int:
+        return max(1, round(MAX_FILL_SECONDS * self._fps))
+
+    def _new_clock(self) -> FrameRateAdapter:
+        return FrameRateAdapter(self._fps, self._max_fill())
+
+    def _new_stream(self, sentences: bool = True) -> LandmarkStream:
+        options, plan = self._options, self._plan
+        pause_steps = math.ceil(options.pause_ms / (plan.stride * 1000.0 / self._fps))
+        limit = getattr(self._corrector, "max_glosses", None) or MAX_SENTENCE_GLOSSES
+        decoder = StreamDecoder(
+            self.decode,
+            self._labels,
+            pause_steps=max(1, pause_steps) if sentences else None,
+            max_sentence_glosses=min(limit, MAX_SENTENCE_GLOSSES) if sentences else None,
+        )
+        return LandmarkStream(
+            plan,
+            decoder,
+            self._window_log_probs,
+            options.stream_normalization,
+            options.normalization_history,
+        )
+
+    def _window_log_probs(
+        self, data: np.ndarray, reference: Reference | None
+    ) -> tuple[np.ndarray, Timings]:
+        if not (data[..., 3] > 0).any():
+            # Nobody in view for a whole window: nothing is being signed (blank everywhere).
+            lp = np.full((self._plan.steps(len(data)), len(self._labels)), -1e9)
+            lp[:, 0] = 0.0
+            return lp, Timings()
+        features, features_ms = self._features(data, reference)
+        lp, timings = self._log_probs(features, data)
+        return lp, timings + Timings(features_ms=features_ms)
+
+    def _corrected(
+        self,
+        glosses: tuple[RecognizedGloss, ...],
+        timings: Timings,
+        frames: int,
+        final: bool = True,
+    ) -> RecognitionResult:
+        corrected, correction = None, None
+        if self._corrector is not None and final:
+            started = time.perf_counter()
+            correction = self._corrector.correct([g.gloss for g in glosses])
+            corrected = tuple(correction.glosses)
+            timings += Timings(correction_ms=ms_since(started))
+        return RecognitionResult(
+            glosses, corrected, timings, frames, final=final, stable=len(glosses),
+            correction=correction,
+        )  # fmt: skip
+
     def _reset_extractor(self) -> None:
         if self._extractor is not None:
             self._extractor.reset()

@@ -1,8 +1,4 @@
-"""What recognition returns: glosses with scores and spans, per-stage timings, the result.
-
-Shared by :mod:`edge_slr.streaming` (windows and sentences) and :mod:`edge_slr.recognizer`,
-which re-exports these names.
-"""
+"""What recognition returns: glosses with scores and spans, per-stage timings, the result."""
 
 from __future__ import annotations
 
@@ -83,7 +79,7 @@ class RecognitionResult:
     ``final`` is False for a streaming partial hypothesis: then only the first ``stable``
     glosses are settled, the rest may still change. ``corrected`` is None when no corrector ran.
     ``warnings`` says when the input held nothing usable (nobody, no hands, implausible
-    landmarks; see :func:`edge_slr.recognizer_core.landmark_warnings`): the glosses of such an
+    landmarks; see :func:`edge_slr.recognition.options.landmark_warnings`): the glosses of such an
     input are not a recognition of signing.
     """
 
@@ -93,7 +89,7 @@ class RecognitionResult:
     num_frames: int
     final: bool = True
     stable: int = 0
-    correction: Any = None  # edge_slr.training.corrector.Correction (stage details)
+    correction: Any = None  # the corrector's Correction: what each stage proposed and kept
     warnings: tuple[str, ...] = ()  # offline recognition: nothing usable detected in the input
     # what recognize_video / process_frame extracted (for overlays); not compared, not in to_dict()
     landmarks: LandmarkSequence | None = field(default=None, repr=False, compare=False)

@@ -1,6 +1,9 @@
-"""Options of :class:`edge_slr.recognizer.Recognizer` and its landmark input checks.
+"""What a Recognizer is told and given: its options, and the checks of its landmark input.
 
-:mod:`edge_slr.recognizer` re-exports these names.
+:class:`RecognizerOptions` is validated on construction; :func:`check_fps` and
+:func:`check_landmarks` reject malformed input with what was wrong; :func:`landmark_warnings`
+says when well-formed landmarks still hold nothing to recognise (nobody, no hands, points no
+camera could have produced).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import numpy as np
 
 from edge_slr.errors import InputError
 from edge_slr.landmarks.extract import HolisticOptions
-from edge_slr.landmarks.layout import NUM_POINTS
+from edge_slr.landmarks.layout import NUM_POINTS, PART_SLICES
 from edge_slr.landmarks.sequence import LandmarkSequence, as_landmark_array
+from edge_slr.recognition.stream import DEFAULT_HISTORY, STREAM_NORMALIZATIONS
 from edge_slr.sidecar import PRECISIONS
-from edge_slr.stream_input import DEFAULT_HISTORY, STREAM_NORMALIZATIONS
 
 # A recogniser's CTC beam: the best labelling stops changing after a few dozen (KD-MSLRT decodes
 # with 10), while the cost grows with the width (about 0.01 s per output step at 256 here), so a
@@ -31,9 +34,15 @@ MAX_BEAM_WIDTH = 256
 # the timestamps' resolution.
 MIN_FPS, MAX_FPS = 1.0, 1000.0
 # "video": frames one call at a time (process_frame); "live_stream": recognize_async hands each
-# frame to a pipeline whose workers extract and recognise while the caller captures (edge_slr.live)
+# frame to a pipeline whose workers extract and recognise while the caller captures (live.py)
 RUNNING_MODES = ("video", "live_stream")
 DROP_POLICIES = ("skip-oldest", "block")
+# Landmarks that cannot come from a person filmed (landmark_warnings): most detected hand points
+# lie OUTSIDE_MARGIN outside the image (pixel units, say), or the median point moves more than
+# MAX_MEDIAN_JUMP of the image between consecutive frames: uniform random points move about half
+# of it, 16 real MediaPipe recordings of signing 0.0005 to 0.004 (p99 0.03 to 0.14).
+MAX_MEDIAN_JUMP = 0.2
+OUTSIDE_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class RecognizerOptions:
     # normalization_history frames); "window" by the window's own (before running medians)
     stream_normalization: str = "running"
     normalization_history: int = DEFAULT_HISTORY
-    running_mode: str = "video"  # "live_stream": recognize_async + result_callback (edge_slr.live)
+    running_mode: str = "video"  # "live_stream": recognize_async + result_callback (live.py)
     result_callback: Any = None  # live_stream: called (result, LiveInfo) on a worker thread
     drop_policy: str = "skip-oldest"  # live_stream: when extraction falls behind ("block": wait)
 
@@ -149,3 +158,42 @@ def check_landmarks(landmarks: Any) -> np.ndarray:
     if landmarks.dtype.kind not in "fiu":
         raise InputError(f"landmarks must be a numeric array, got dtype {landmarks.dtype}")
     return as_landmark_array(landmarks, "landmarks")
+
+
+def landmark_warnings(data: np.ndarray) -> tuple[str, ...]:
+    """Why ``(T, 543, 4)`` landmarks hold nothing usable to recognise, if they do.
+
+    Usable means: a person (any part detected) in some frame, a hand in some frame, and
+    landmarks a camera could have produced: detected points that move less than
+    :data:`MAX_MEDIAN_JUMP` of the image between frames (median over points) and hand points
+    mostly within the image (normalised coordinates, :data:`OUTSIDE_MARGIN` of slack).
+    """
+    frames = len(data)
+    seen = data[..., 3] > 0
+    if not seen.any():
+        return (f"no person was detected in any of the {frames} frames: nothing to recognise",)
+    hands = np.concatenate([seen[:, PART_SLICES[h]] for h in ("left_hand", "right_hand")], axis=1)
+    if not hands.any():
+        return (
+            f"no hand was detected in any of the {frames} frames: signs cannot be recognised "
+            "without hands, so the glosses are not a recognition of signing",
+        )
+    points = np.concatenate([data[:, PART_SLICES[h], :2] for h in ("left_hand", "right_hand")], 1)
+    outside = ((points < -OUTSIDE_MARGIN) | (points > 1 + OUTSIDE_MARGIN)).any(axis=-1)[hands]
+    if outside.mean() > 0.5:
+        return (
+            f"{outside.mean():.0%} of the detected hand points lie outside the image: expected "
+            "coordinates normalised to the image (0..1), so the glosses are not a recognition "
+            "of signing",
+        )
+    both = seen[1:] & seen[:-1]
+    if both.any():
+        jumps = np.linalg.norm(data[1:, :, :2] - data[:-1, :, :2], axis=-1)[both]
+        jump = float(np.median(jumps))
+        if jump > MAX_MEDIAN_JUMP:
+            return (
+                f"the landmarks jump by {jump:.2f} of the image between frames (median point; "
+                f"a filmed person moves less than {MAX_MEDIAN_JUMP}): they look random, so the "
+                "glosses are not a recognition of signing",
+            )
+    return ()
