@@ -165,7 +165,7 @@ def _correct(corrector, ids, hyps, refs, corpus, beam) -> dict:
         return score(dict(zip(ids, sentences, strict=True)), refs, corpus).wer
 
     start = time.perf_counter()
-    if DECODING["draft"]:  # the same greedy corrections, fewer decoder calls (correction_draft)
+    if DECODING["draft"]:  # the same greedy corrections, fewer decoder calls (draft_greedy)
         from edge_slr.recognition.correction_chain import GraphCorrector
 
         draft = GraphCorrector(corrector.graphs(), corrector.vocab, corrector.gates)

@@ -9,7 +9,7 @@ wall and process CPU time per sentence, for every engine:
 - torch eager / ONNX Runtime / OpenVINO through ``GraphCorrector`` with ``decoding="step"`` (one
   decoder call per output token plus two scoring calls: the plain way to run the exported
   encoder and decoder graphs), ``decoding="draft"`` (the input as a draft; see
-  ``edge_slr.recognition.correction_draft``) and draft with the gate's early exit: before and after;
+  ``edge_slr.recognition.correction.draft_greedy``) and draft with the gate's early exit: before and after;
 - a per-call breakdown: encoder and decoder call times per engine at the measured lengths.
 
 Every row's outputs are compared with the torch eager reference (sentences with identical output).
@@ -454,7 +454,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         "",
         "`step`: one decoder call per output token + two teacher-forced scoring calls (the plain "
         "way to run the exported graphs, = the training code's decoding); `draft`: the input as "
-        "a draft, verified in one decoder call per edit (edge_slr.recognition.correction_draft); "
+        "a draft, verified in one decoder call per edit (edge_slr.recognition.correction.draft_greedy); "
         "`draft+exit`: and a stage stops as soon as its gate's margin limit is out of reach "
         "(same output). "
         "`correct_batch`: the training code's batched step-by-step decoding at batch 1 (what "

@@ -59,7 +59,7 @@ def ensure_models(checkpoint: Path, data: Path, out: Path, targets: tuple[str, .
 def smoke_inputs(work: Path) -> tuple[Path, Path]:
     """An untrained tiny student and a tiny SignSynth dataset (seconds; WER meaningless)."""
     sys.path.insert(0, str(ROOT))
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.landmarks.presets import get_preset
     from edge_slr.training.checkpoint import save_checkpoint
     from edge_slr.training.config import StudentConfig

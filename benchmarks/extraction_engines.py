@@ -3,7 +3,8 @@ edge-slr's runtimes (edge_slr.landmarks.holistic), speed and agreement.
 
 For every source (the AUTSL clip, the webcam clip, the PHOENIX frame folder) and every engine
 (``mediapipe``: the Solutions graph; ``litert``, ``openvino``, ``openvino-int8``,
-``onnxruntime``: HolisticEngineExtractor) at 1 and 2 threads: single-stream frames/s over the
+``onnxruntime``: HolisticEngineExtractor; ``litert+lite``, ``openvino-int8+lite``: the same
+with the wheel's lite hand model) at 1 and 2 threads: single-stream frames/s over the
 decoded frames (decoding is not timed; median of ``--repeats`` passes after one warm-up pass),
 and agreement with the graph's own output on the same frames (per part: detection agreement and
 mean |dx|, |dy| where both found it; issue 15 asks >= 95 % and <= 0.01, 0.015 for INT8 hands).
@@ -62,7 +63,17 @@ SOURCES = (
     "video/webcam_signer.mp4",
     "video/phoenix2014t-frames",
 )
-ENGINES = ("mediapipe", "litert", "openvino", "openvino-int8", "onnxruntime")
+# "ENGINE+lite": the engine with the wheel's lite hand model (HolisticOptions(hand_model="lite"))
+ENGINES = ("mediapipe", "litert", "openvino", "openvino-int8", "onnxruntime", "litert+lite",
+           "openvino-int8+lite")  # fmt: skip
+
+
+def split_engine(name: str) -> tuple[str, str]:
+    """``"ENGINE"`` or ``"ENGINE+lite"`` -> (engine, hand model)."""
+    engine, plus, hand = name.partition("+")
+    return engine, hand if plus else "full"
+
+
 PARTS = ("pose", "face", "left_hand", "right_hand")
 CALIBRATION = ("video/webcam_signer.mp4",)  # INT8 calibration: not the AUTSL clip it is scored on
 
@@ -97,9 +108,10 @@ def make_extractor(
         return HolisticExtractor.create_from_options(HolisticOptions())
     from edge_slr.landmarks.holistic import HolisticEngineExtractor
 
+    engine, hand_model = split_engine(engine)
     extra = {"calibration": calibration} if engine == "openvino-int8" else {}
     return HolisticEngineExtractor.create_from_options(
-        HolisticOptions(part_workers=part_workers),
+        HolisticOptions(engine=engine, part_workers=part_workers, hand_model=hand_model),
         engine=engine,
         cache_dir=cache,
         threads=threads,
@@ -174,7 +186,7 @@ def benchmark(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     sources = [args.data / s for s in (SOURCES[:1] if args.smoke else SOURCES)]
     sources = [s for s in sources if s.exists()]
     calibration = None
-    if "openvino-int8" in args.engines:
+    if any(split_engine(e)[0] == "openvino-int8" for e in args.engines):
         from edge_slr.landmarks.holistic.quantize import calibration_set
 
         calibration = calibration_set([args.data / s for s in CALIBRATION], cache_dir=cache)
@@ -291,10 +303,12 @@ def many_streams(args: argparse.Namespace, cache: Path, calibration: Any, skippe
     for engine in args.engines:
         if engine == "mediapipe" or engine in skipped:
             continue
-        extra = {"calibration": calibration} if engine == "openvino-int8" else {}
-        extract_many(sources[:2], engine=engine, workers=2, cache_dir=cache, **extra)  # builds
+        base, hand_model = split_engine(engine)
+        extra = {"calibration": calibration} if base == "openvino-int8" else {}
+        extra["options"] = HolisticOptions(engine=base, hand_model=hand_model)
+        extract_many(sources[:2], engine=base, workers=2, cache_dir=cache, **extra)  # builds
         start = time.perf_counter()
-        extract_many(sources, engine=engine, workers=2, cache_dir=cache, **extra)
+        extract_many(sources, engine=base, workers=2, cache_dir=cache, **extra)
         out[engine] = round(frames / (time.perf_counter() - start), 2)
         print(f"extract_many {engine} (2 workers x 1 thread): {out[engine]} frames/s")
     return out

@@ -391,7 +391,7 @@ def save(report: dict, path: Path, *, merge: bool) -> dict:
 
 
 def student_vocab_size(data: Path) -> int:
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     return len(Vocabulary.load(data / "vocabulary.json"))
 

@@ -90,7 +90,7 @@ def build(
     """Write the subset dataset to ``out`` (resumable) and return ``out``."""
     from edge_slr.data.dataset import DatasetWriter
     from edge_slr.data.synth.generate import SynthConfig, duration_model
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     signers = signers or {"train": 4, "dev": 2, "test": 2}
     chosen = select_sentences(corpus_root, top_glosses, max_train, max_eval)

@@ -9,7 +9,7 @@ end to final), plus whether the clip gives the offline ``recognize_video`` gloss
 Run it on an idle machine; the numbers say nothing under load.
 
     python benchmarks/live_recognition.py --model runs/demo/models/KEY
-    python benchmarks/live_recognition.py --model DIR --engines mediapipe,ENGINE --loop-seconds 600
+    python benchmarks/live_recognition.py --model DIR --engines litert,litert:1 --loop-seconds 600
     python benchmarks/live_recognition.py --smoke   # untrained tiny student, a few seconds (CI)
 
 Results: benchmarks/results/live_recognition.{json,md} (``--smoke``: live_recognition_smoke.*
@@ -29,13 +29,24 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CLIP = "video/webcam_signer.mp4"
 SMOKE_SECONDS = 3.0
+# MediaPipe's graph and every edge-slr engine (openvino-int8 runs the INT8 models in the cache:
+# build them first with edge-slr extract --engine openvino-int8 --calibration VIDEO, else its row
+# says what is missing)
+# ENGINE+lite: with the wheel's lite hand model
+ENGINES = ("mediapipe", "litert", "openvino", "openvino-int8", "onnxruntime", "litert+lite",
+           "openvino-int8+lite")  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, default=None, help="model directory (edge-slr convert)")
     p.add_argument("--video", type=Path, default=None, help=f"default: ../shared/data/{CLIP}")
-    p.add_argument("--engines", default="mediapipe", help="extraction engines, comma-separated")
+    p.add_argument(
+        "--engines",
+        default=None,
+        help="extraction engines, comma-separated; ENGINE:N runs an edge-slr engine with N part "
+        f"workers (default: {','.join(ENGINES)}; --smoke: mediapipe)",
+    )
     p.add_argument("--loop-seconds", type=float, default=60.0, help="video time to play (s)")
     p.add_argument("--runtime", default=None, help="recogniser engine (default: chosen)")
     p.add_argument("--threads", type=int, default=1, help="recogniser threads (default 1)")
@@ -59,7 +70,7 @@ def smoke_model(work: Path) -> Path:
     """An untrained tiny student converted to ONNX (seconds; its glosses mean nothing)."""
     sys.path.insert(0, str(ROOT))
     from edge_slr.converters import convert
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.landmarks.presets import get_preset
     from edge_slr.training.checkpoint import save_checkpoint
     from edge_slr.training.config import StudentConfig
@@ -110,8 +121,9 @@ def main() -> int:
         if model is None or video is None:
             print("needs --model DIR and --video FILE (or ../shared/data)", file=sys.stderr)
             return 2
+        engines = args.engines or ("mediapipe" if args.smoke else ",".join(ENGINES))
         report = benchmark_live(
-            model, video, engines=[e for e in args.engines.split(",") if e],
+            model, video, engines=[e for e in engines.split(",") if e],
             loop_seconds=args.loop_seconds, runtime=args.runtime, threads=args.threads,
             drop_policy=args.drop_policy, warmup_s=args.warmup_seconds, check_offline=check,
             progress=print,

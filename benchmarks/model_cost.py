@@ -333,7 +333,7 @@ def build_subjects(args: argparse.Namespace, closers: list) -> tuple[list[Subjec
 def smoke_models(out: Path) -> Path | None:
     """A tiny random student converted to ONNX (CI: the converted-model path), if onnx is here."""
     from edge_slr.converters import convert
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.landmarks.presets import get_preset
     from edge_slr.training.checkpoint import save_checkpoint
     from edge_slr.training.config import StudentConfig

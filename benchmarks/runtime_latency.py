@@ -45,7 +45,7 @@ def untrained_checkpoint(path: Path, vocab, dims) -> Path:
 
 
 def paper_checkpoint(calibration: Path, out: Path) -> Path:
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.models import StudentDims
 
     vocab = Vocabulary.load(calibration / "vocabulary.json")
@@ -55,7 +55,7 @@ def paper_checkpoint(calibration: Path, out: Path) -> Path:
 def smoke_models(out: Path) -> Path:
     """An untrained tiny student and its ONNX and OpenVINO FP32 conversions (CI: plumbing)."""
     from edge_slr.converters import convert
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.models import StudentDims
 
     vocab = Vocabulary.from_sentences([("RAIN", "SUN", "WIND")])

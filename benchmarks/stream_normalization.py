@@ -143,7 +143,7 @@ def smoke_model(folder: Path) -> tuple[Path, Path]:
     """A tiny SignSynth dataset and a student trained on it for two epochs."""
     from edge_slr.data.dataset import DatasetWriter, IndexEntry
     from edge_slr.data.synth.generate import SignSynth
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.config import load_config
     from edge_slr.training.train import train
 

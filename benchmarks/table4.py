@@ -119,8 +119,7 @@ def smoke_corrector(vocabulary_path: Path) -> Any:
     """A tiny corrector with random weights on the data's vocabulary (plumbing only)."""
     import torch
 
-    from edge_slr.data.vocab import Vocabulary
-    from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+    from edge_slr.decoding.vocab import CorrectorVocabulary, Vocabulary
     from edge_slr.training.corrector.decode import Corrector
     from edge_slr.training.corrector.model import CorrectorDims, build_stages
 

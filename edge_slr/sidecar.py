@@ -294,8 +294,8 @@ class ModelDescription:
         return self.temporal.output_length(num_frames)
 
     def vocab(self) -> Any:
-        """The recogniser :class:`~edge_slr.data.vocab.Vocabulary` (for a corrector, its base)."""
-        from edge_slr.data.vocab import Vocabulary
+        """The recogniser :class:`~edge_slr.decoding.vocab.Vocabulary` (for a corrector, its base)."""
+        from edge_slr.decoding.vocab import Vocabulary
 
         data = self.vocabulary if self.kind == "student" else self.vocabulary["base"]
         return Vocabulary.from_dict(data)

@@ -80,7 +80,7 @@ def make_tiny_dataset(root: Path, seed: int = 0) -> None:
     """A small SignSynth dataset: 6 glosses, sentences of 2-3 of them, 4 signers per split."""
     from edge_slr.data.dataset import DatasetWriter, IndexEntry
     from edge_slr.data.synth.generate import SignSynth
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     rng = np.random.default_rng(seed)
     synth = SignSynth(seed=seed)

@@ -198,7 +198,7 @@ def test_int8_requires_calibration_data(trained, tmp_path: Path) -> None:
 
 
 def test_calibration_with_another_vocabulary_is_rejected(trained, tmp_path: Path) -> None:
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     checkpoint, data = trained
     other = tmp_path / "other"
@@ -351,7 +351,7 @@ def test_cli_rejects_bad_option_combinations(trained, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def corrector_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small two-stage corrector over the tiny vocabulary (untrained: exactness only)."""
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.corrector import (
         Corrector,
         CorrectorDims,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_slr.data.vocab import Vocabulary
+from edge_slr.decoding.vocab import Vocabulary
 from edge_slr.errors import FormatError, InputError
 from edge_slr.landmarks.presets import get_preset
 from edge_slr.runtimes.torch_rt import student_temporal

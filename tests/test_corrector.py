@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edge_slr.data.vocab import Vocabulary  # noqa: E402
+from edge_slr.decoding.vocab import Vocabulary  # noqa: E402
 from edge_slr.errors import FormatError, InputError  # noqa: E402
 from edge_slr.recognition.correction import run_stage, score_targets  # noqa: E402
 from edge_slr.training.corrector import (  # noqa: E402

@@ -1,4 +1,4 @@
-"""Draft-verified greedy correction (edge_slr.recognition.correction_draft) and the chain.
+"""Draft-verified greedy correction (edge_slr.recognition.correction.draft_greedy) and the chain.
 
 Two kinds of model: a numpy "oracle" whose greedy output is known (to count decoder calls per
 edit) and real torch corrector stages with random weights, whose draft decoding must give what
@@ -12,13 +12,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge_slr.data.vocab import Vocabulary
+from edge_slr.decoding.vocab import CorrectorVocabulary, Vocabulary
 from edge_slr.errors import InputError
-from edge_slr.recognition.correction import StageGraphs, run_stage
-from edge_slr.recognition.correction_chain import GraphCorrector, sidecar_graphs
-from edge_slr.recognition.correction_draft import draft_greedy
-from edge_slr.recognition.correction_gate import GateConfig
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction import StageGraphs, draft_greedy, run_stage
+from edge_slr.recognition.correction_chain import GateConfig, GraphCorrector, sidecar_graphs
 
 GLOSSES = [f"G{i}" for i in range(20)]
 VOCAB = CorrectorVocabulary.from_sentences([GLOSSES])

@@ -15,7 +15,7 @@ from edge_slr.data.dataset import (
     read_index,
     write_frames,
 )
-from edge_slr.data.vocab import Vocabulary
+from edge_slr.decoding.vocab import Vocabulary
 from edge_slr.errors import FormatError, InputError
 from edge_slr.landmarks.sequence import LandmarkSequence
 

@@ -83,7 +83,7 @@ def test_teacher_outputs_split_over_two_ranks_equal_one_process(tmp_path: Path) 
     import numpy as np
 
     from edge_slr.data.synth.generate import SynthConfig, build_split
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.teacher.cache import TeacherCache, build_cache
     from edge_slr.training.teacher.checkpoint import save_teacher
     from edge_slr.training.teacher.corrnet import TeacherDims, build_teacher

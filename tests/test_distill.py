@@ -284,7 +284,7 @@ def test_train_recognizer_with_a_teacher_checkpoint(video_data, tmp_path) -> Non
     import json
 
     from edge_slr.cli import train_recognizer
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.teacher.checkpoint import save_teacher
     from edge_slr.training.teacher.corrnet import TeacherDims, build_teacher
 

@@ -209,6 +209,39 @@ def test_openvino_fp32_matches_litert_on_real_crops(cache: Path, calibration) ->
         assert info[role]["verification"]["max_abs_diff"] < 0.05
 
 
+@needs_litert
+@needs_openvino
+def test_lite_hand_model_finds_the_hands_the_full_one_finds(cache: Path, calibration) -> None:
+    files = hm.find_model_files(hand_model="lite")
+    assert files["hand_landmark"].path.name == "hand_landmark_lite.tflite"
+    assert files["hand_landmark"].known and files["pose_landmark"].path.name.endswith("full.tflite")
+    crops = calibration.images("hand_landmark", True)
+    with hm.load_holistic_models("litert", threads=1) as models:
+        full = [models.run("hand_landmark", x) for x in crops]
+    for engine in ("litert", "openvino"):
+        with hm.load_holistic_models(engine, cache_dir=cache, hand_model="lite") as models:
+            assert models.info["hand_landmark"]["file"] == "hand_landmark_lite.tflite"
+            lite = [models.run("hand_landmark", x) for x in crops]
+        # MediaPipe's graph found a hand in each crop: the lite model does too, at nearby points
+        assert all(float(h["hand_flag"][0, 0]) > 0.5 for h in lite), engine
+        for ours, theirs in zip(lite, full, strict=True):
+            assert ours["landmarks"].shape == theirs["landmarks"].shape == (1, 63)
+            points = np.abs(ours["landmarks"] - theirs["landmarks"]).reshape(21, 3)[:, :2]
+            assert float(np.median(points)) < 0.05 * 224, engine  # within 5 % of the crop
+    with pytest.raises(InputError, match="hand_model must be one of .* got 'tiny'"):
+        hm.find_model_files(hand_model="tiny")
+
+
+def test_lite_hand_model_is_refused_on_the_graph() -> None:
+    from edge_slr.landmarks.extract import HolisticOptions
+
+    assert HolisticOptions(engine="litert", hand_model="lite").hand_model == "lite"
+    with pytest.raises(InputError, match="hand_model='lite' runs on the edge-slr engines only"):
+        HolisticOptions(engine="mediapipe", hand_model="lite")
+    with pytest.raises(InputError, match="hand_model must be one of .*got 'big'"):
+        HolisticOptions(engine="litert", hand_model="big")
+
+
 @needs_openvino
 def test_pose_heatmap_can_be_pruned(cache: Path) -> None:
     image = np.full((1, 256, 256, 3), 0.5, np.float32)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_slr"
 DEVICE_PACKAGES = ("recognition", "runtimes", "decoding", "landmarks")
-# the top-level modules the device side uses, and the gloss vocabulary a sidecar carries
+# the top-level modules the device side uses
 DEVICE_MODULES = (
     "__init__.py", "_optional.py", "errors.py", "metrics.py", "paths.py", "sidecar.py",
-    "system.py", "data/vocab.py",
+    "system.py", "_lazy.py",
 )  # fmt: skip
 FORBIDDEN = ("edge_slr.training", "edge_slr.converters")
 CHECKPOINT_LOADERS = ("edge_slr.training.checkpoint", "edge_slr.training.corrector.checkpoint")

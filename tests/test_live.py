@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edge_slr.errors import InputError
+from edge_slr.landmarks.extract import HolisticOptions
 from edge_slr.recognition.live import (
     THREAD_PREFIX,
     LiveOptions,
@@ -78,6 +79,37 @@ class StandInExtractor:
         self.closed = True
 
 
+class PipelinedStandIn(StandInExtractor):
+    """The same frames through ``submit_video_frame``, as edge-slr's engines pipeline them: each
+    frame finishes on a worker thread of the extractor's own (named like the live workers, so a
+    test sees it if it outlives close), in order; ``reset`` and ``close`` wait for it."""
+
+    def __init__(self, frames, **kwargs) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        super().__init__(frames, **kwargs)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"{THREAD_PREFIX}-stand-in-stage")
+        self.submitted: list[int] = []
+        self.pending = None
+
+    def submit_video_frame(self, rgb: np.ndarray, timestamp_ms: int):
+        self.submitted.append(timestamp_ms)
+        self.pending = self.pool.submit(self.extract_video_frame, rgb, timestamp_ms)
+        return self.pending
+
+    def reset(self) -> None:
+        if self.pending is not None:
+            self.pending.exception()  # waits; its error stays with its future
+        super().reset()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        super().close()
+
+
+EXTRACTORS = [StandInExtractor, PipelinedStandIn]
+
+
 def live_with(onnx_dir: Path, extractor, **options) -> LiveRecognizer:
     recognizer = Recognizer.create_from_model_dir(onnx_dir)
     return LiveRecognizer(
@@ -118,6 +150,22 @@ def test_options_are_validated(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="extractor must be HolisticOptions or None"):
         LiveOptions(recognizer, extractor={"engine": "x"})
     assert LiveOptions(recognizer).extractor_options().running_mode == "video"
+    with pytest.raises(InputError, match="part_workers must be 1, 2 or 3 .* got 0"):
+        LiveOptions(recognizer, part_workers=0)
+
+
+def test_edge_slr_engines_get_part_workers_the_graph_does_not(tmp_path: Path) -> None:
+    import os
+
+    recognizer = RecognizerOptions(tmp_path)
+    graph = LiveOptions(recognizer, extractor=HolisticOptions(engine="mediapipe"))
+    assert graph.extractor_options().part_workers == 1  # the graph picks its own threads
+    engine = HolisticOptions(engine="openvino")
+    default = LiveOptions(recognizer, extractor=engine).extractor_options()
+    assert default.part_workers == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    assert default.engine == "openvino" and default.running_mode == "video"
+    chosen = LiveOptions(recognizer, extractor=engine, part_workers=3).extractor_options()
+    assert chosen.part_workers == 3
 
 
 def test_bad_frames_and_timestamps_get_clear_errors(onnx_dir: Path, frames) -> None:
@@ -161,16 +209,22 @@ def test_skip_oldest_counts_every_dropped_frame(onnx_dir: Path, frames) -> None:
     assert stats.discarded_on_close == 0 and extractor.closed
 
 
-def test_block_drops_nothing_and_queues_stay_bounded(onnx_dir: Path, frames) -> None:
-    extractor = StandInExtractor(frames, delay=0.005)
+@pytest.mark.parametrize("kind", EXTRACTORS)
+def test_block_drops_nothing_and_queues_stay_bounded(onnx_dir: Path, frames, kind) -> None:
+    extractor = kind(frames, delay=0.005)
+    seen: list[tuple[int, int]] = []
     live = live_with(onnx_dir, extractor, drop_policy="block", frame_queue_size=2,
-                     landmark_queue_size=2)  # fmt: skip
+                     landmark_queue_size=2,
+                     result_callback=lambda r, info: seen.append((info.frame_index,
+                                                                  info.timestamp_ms)))  # fmt: skip
     with live:
         for i in range(60):
             live.recognize_async(image(), i * 40)
         live.finish()
         stats = live.stats()
+    assert seen == [(i, i * 40) for i in range(60)] + [(-1, 59 * 40)]  # every frame, in order
     assert stats.dropped == 0 and stats.frames_recognized == stats.frames_in == 60
+    assert stats.extraction_ms_mean is not None and stats.extraction_ms_mean >= 5.0
     assert 1 <= stats.frame_queue_max <= 2 and 1 <= stats.landmark_queue_max <= 2
     assert stats.frame_latency_p50_ms is not None and stats.sustained_fps is not None
     assert extractor.resets == 1  # finish() restarts tracking for the next stream
@@ -191,6 +245,30 @@ def test_a_pipeline_on_an_open_recognizer_leaves_it_open(onnx_dir: Path, frames)
     assert streamed.recognized == offline.recognized  # 40 frames: one window, as offline
 
 
+def test_a_pipelined_extractor_gives_what_the_plain_one_gives(onnx_dir: Path, frames) -> None:
+    """One frame in flight: handed on once done even when no next frame comes (a slow camera),
+    and the results are those of the plain extractor, frame for frame."""
+    runs = {}
+    for kind in EXTRACTORS:
+        extractor = kind(frames)
+        results: list = []
+        live = live_with(onnx_dir, extractor, drop_policy="block",
+                         result_callback=lambda r, info, out=results: out.append(r))  # fmt: skip
+        with live:
+            for i in range(45):
+                live.recognize_async(image(), i * 40)
+                if i == 20:  # a pause in the input: the frame in flight must still come out
+                    deadline = time.monotonic() + 30
+                    while live.stats().frames_recognized < 21 and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    assert live.stats().frames_recognized == 21
+            live.finish()
+        runs[kind] = [(r.sentence, r.final) for r in results]
+        if kind is PipelinedStandIn:
+            assert extractor.submitted == [i * 40 for i in range(45)]
+    assert runs[PipelinedStandIn] == runs[StandInExtractor]
+
+
 def test_stats_can_start_after_a_warm_up(onnx_dir: Path, frames) -> None:
     with live_with(onnx_dir, StandInExtractor(frames), drop_policy="block") as live:
         for i in range(10):
@@ -207,12 +285,13 @@ def test_stats_can_start_after_a_warm_up(onnx_dir: Path, frames) -> None:
 # -- shutdown --------------------------------------------------------------------------------------
 
 
-def test_close_stops_the_workers_and_counts_what_was_left(onnx_dir: Path, frames) -> None:
-    live = live_with(onnx_dir, StandInExtractor(frames, delay=0.05), drop_policy="block",
+@pytest.mark.parametrize("kind", EXTRACTORS)
+def test_close_stops_the_workers_and_counts_what_was_left(onnx_dir: Path, frames, kind) -> None:
+    live = live_with(onnx_dir, kind(frames, delay=0.05), drop_policy="block",
                      frame_queue_size=4)  # fmt: skip
     for i in range(6):
         live.recognize_async(image(), i * 40)
-    assert len(live_threads()) == 2
+    assert len(live_threads()) == 2 + (kind is PipelinedStandIn)  # + the stand-in's stage
     live.close()
     stats = live.stats()
     assert not live_threads()
@@ -221,8 +300,9 @@ def test_close_stops_the_workers_and_counts_what_was_left(onnx_dir: Path, frames
     live.close()  # twice is fine
 
 
-def test_keyboard_interrupt_in_the_caller_shuts_down(onnx_dir: Path, frames) -> None:
-    live = live_with(onnx_dir, StandInExtractor(frames, delay=0.01))
+@pytest.mark.parametrize("kind", EXTRACTORS)
+def test_keyboard_interrupt_in_the_caller_shuts_down(onnx_dir: Path, frames, kind) -> None:
+    live = live_with(onnx_dir, kind(frames, delay=0.01))
     with pytest.raises(KeyboardInterrupt), live:
         for i in range(5):
             live.recognize_async(image(), i * 40)
@@ -267,13 +347,16 @@ def test_ctrl_c_while_blocked_on_a_full_queue_shuts_down(
     assert word == "interrupted" and int(frames_in) < 200 and int(threads_left) == 0
 
 
+@pytest.mark.parametrize("kind", EXTRACTORS)
 @pytest.mark.parametrize("stage", ["extraction", "recognition", "result_callback"])
-def test_an_exception_in_a_stage_reaches_the_caller(onnx_dir: Path, frames, stage: str) -> None:
+def test_an_exception_in_a_stage_reaches_the_caller(
+    onnx_dir: Path, frames, stage: str, kind
+) -> None:
     def callback(result, info) -> None:
         if info.frame_index == 3:
             raise ValueError("the overlay broke")
 
-    extractor = StandInExtractor(
+    extractor = kind(
         frames, fail_at=3 if stage == "extraction" else None,
         bad_at=3 if stage == "recognition" else None,
     )  # fmt: skip
@@ -361,3 +444,34 @@ def test_live_webcam_clip_gives_the_offline_glosses(shared_data: Path, onnx_dir:
         )
     assert all(r.timings.extraction_ms > 0 for r, _ in frame_results)
     assert stats.frame_queue_max <= 2 and stats.landmark_queue_max <= 8
+
+
+def test_an_edge_slr_engine_runs_pipelined_and_gives_its_offline_landmarks(
+    shared_data: Path, onnx_dir: Path
+) -> None:
+    """Two part workers and one frame in flight (submit_video_frame) change nothing: the live
+    landmarks are the engine's own offline video-mode landmarks, frame for frame, in order."""
+    from edge_slr._optional import is_available
+    from edge_slr.landmarks.extract import HolisticExtractor
+    from edge_slr.landmarks.holistic.models import wheel_model_dir
+
+    if not is_available("ai_edge_litert") or wheel_model_dir() is None:
+        pytest.skip("LiteRT or the mediapipe wheel's Holistic models are not installed")
+    video = shared_data / "video" / "webcam_signer.mp4"
+    if not video.exists():
+        pytest.skip(f"{video} is absent")
+    engine = HolisticOptions(engine="litert")
+    with HolisticExtractor.create_from_options(engine) as extractor:
+        offline = extractor.extract_video(video).data
+    seen: list = []
+    options = LiveOptions(RecognizerOptions(onnx_dir, extractor=engine), drop_policy="block",
+                          part_workers=2,
+                          result_callback=lambda r, info: seen.append(info))  # fmt: skip
+    with LiveRecognizer.create_from_options(options) as live:
+        assert live.extractor.pipeline.options.part_workers == 2
+        stats = play(video, live, realtime=False)
+    frames = [info for info in seen if not info.stream_end]
+    assert [info.frame_index for info in frames] == list(range(len(offline)))
+    assert stats.dropped == 0 and stats.frames_recognized == len(offline)
+    for index, info in enumerate(frames):
+        np.testing.assert_allclose(info.landmarks, offline[index], atol=1e-5, err_msg=str(index))

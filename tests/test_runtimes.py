@@ -282,6 +282,11 @@ def test_onnxruntime_thread_options(models: Models) -> None:
     x = probe(64)
     with load_runtime(models.model_dir / "student.onnx", threads=1, inter_op_threads=1) as rt:
         assert rt.threads == 1 and rt.run(x).shape == (1, 10, 7)
+        assert rt.settings["spinning"] is False  # idle pool threads yield their core
+    with load_runtime(models.model_dir / "student.onnx", threads=2, spinning=True) as rt:
+        assert rt.settings["spinning"] is True and rt.run(x).shape == (1, 10, 7)
+    with pytest.raises(InputError, match="spinning must be True or False, got 'no'"):
+        load_runtime(models.model_dir / "student.onnx", spinning="no")
     with pytest.raises(InputError, match="threads must be a positive int"):
         load_runtime(models.model_dir / "student.onnx", threads=0)
     with pytest.raises(InputError, match="inter_op_threads"):
@@ -403,3 +408,17 @@ def test_recognizer_creation_hashes_each_model_file_once(
     onnx.write_bytes(bytes(data))
     with pytest.raises(FormatError, match="sha256 .* does not match"):
         load_runtime(onnx)
+
+
+def test_openvino_threads_below_the_core_count_are_not_pinned(models: Models) -> None:
+    """Pinned, every 1-thread model runs on the first core, whichever thread calls it."""
+    import os
+
+    pytest.importorskip("openvino")
+    student = models.model_dir / "student.xml"
+    with load_runtime(student, runtime="openvino", threads=1) as rt:
+        pinned = rt.config.get("ENABLE_CPU_PINNING")
+        assert pinned == ("NO" if (os.cpu_count() or 1) > 1 else None)
+    config = {"ENABLE_CPU_PINNING": "YES"}
+    with load_runtime(student, runtime="openvino", threads=1, config=config) as rt:
+        assert rt.config["ENABLE_CPU_PINNING"] == "YES"  # what the caller asks for wins

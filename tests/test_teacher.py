@@ -279,7 +279,7 @@ def test_training_steps_reduce_the_loss(video_data: Path) -> None:
 
 @pytest.fixture(scope="module")
 def saved_teacher(video_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     vocab = Vocabulary.load(video_data / "vocabulary.json")
     teacher = tiny_teacher(len(vocab))
@@ -335,7 +335,7 @@ def test_cache_round_trip_and_stale_refusal(
         TeacherCache.open(cache_dir, teacher=other)
     with pytest.raises(FormatError, match="has no split 'dev'"):
         TeacherCache.open(cache_dir, splits=["dev"])
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     foreign = Vocabulary.from_sentences([["A", "B"]])
     with pytest.raises(FormatError, match="another vocabulary"):

@@ -11,7 +11,7 @@ from conftest import TINY_TRAINING
 
 torch = pytest.importorskip("torch")
 
-from edge_slr.data.vocab import Vocabulary  # noqa: E402
+from edge_slr.decoding.vocab import Vocabulary  # noqa: E402
 from edge_slr.errors import FormatError, InputError  # noqa: E402
 from edge_slr.landmarks.presets import get_preset  # noqa: E402
 from edge_slr.training.checkpoint import load_checkpoint, load_student, save_checkpoint  # noqa: E402

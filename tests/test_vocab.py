@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_slr.data.corpora import load_corpus
-from edge_slr.data.vocab import BLANK, UNK, Vocabulary
+from edge_slr.decoding.vocab import BLANK, UNK, Vocabulary
 from edge_slr.errors import FormatError, InputError
 
 SENTENCES = [("REGEN", "SONNE", "REGEN"), ("WIND", "ABER", "SONNE"), ("__ON__", "REGEN")]
@@ -175,7 +175,7 @@ def test_real_train_vocabulary(shared_data: Path, name: str, folder: str, size: 
 def test_numpy_strings_are_stored_as_plain_str():
     import numpy as np
 
-    from edge_slr.data.vocab import Vocabulary as V
+    from edge_slr.decoding.vocab import Vocabulary as V
 
     vocab = V.from_sentences([list(np.array(["B", "A"]))])
     assert all(type(g) is str for g in vocab.glosses)

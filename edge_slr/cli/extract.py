@@ -101,6 +101,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder with the Holistic .tflite files (default: the mediapipe wheel's)",
     )
+    g.add_argument(
+        "--part-workers",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="edge-slr engines: threads for the hands and face of one frame (default 1; 2 "
+        "overlaps them on two cores when one video is extracted at a time)",
+    )
+    g.add_argument(
+        "--hand-model",
+        choices=("full", "lite"),
+        default="full",
+        help="edge-slr engines: the wheel's full hand model (default, as the graph) or its lite "
+        "one (about half the hand cost, less accurate)",
+    )
     g.add_argument("--model-complexity", type=int, choices=(0, 1, 2), default=1)
     g.add_argument("--min-detection-confidence", type=float, default=0.5)
     g.add_argument("--min-tracking-confidence", type=float, default=0.5)
@@ -182,6 +197,8 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
         "engine": engine,
         "model_dir": args.holistic_models,
         "threads": args.threads_per_worker,
+        "part_workers": args.part_workers,
+        "hand_model": args.hand_model,
     }
 
 

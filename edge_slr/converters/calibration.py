@@ -91,7 +91,7 @@ def load_sequences(
     scored against another vocabulary would make the WER comparison meaningless.
     """
     from edge_slr.data.dataset import LandmarkDataset
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.evaluate import scoring_corpus
 
     root = Path(root)

@@ -12,7 +12,8 @@ LSTMSequence ops); the ranges and weights are then replaced by what the fine-tun
   tensor (one scale for input and recurrent weights: the plugin applies the input weights'
   scales to both), from the float graph's weights (BatchNorm already folded in).
 
-Bias correction is off: the biases stay those the fine-tune learned.
+Bias correction is off: the biases stay those the fine-tune learned. Not registered in the
+target table yet: LSTM layers after the first do not match the simulation (edge_slr.training.qat).
 """
 
 from __future__ import annotations

@@ -1,45 +1,32 @@
 """edge_slr.data: gloss corpora, PHOENIX-2014-T alignments, the gloss vocabulary, statistics.
 
-Everything here needs only numpy.
+Everything here needs only numpy. Names load on first use (:mod:`edge_slr._lazy`), so importing
+one submodule does not read the others. The vocabulary lives with the device-side decoding
+(:mod:`edge_slr.decoding.vocab`), which turns a model's output ids into glosses.
 """
 
-from edge_slr.data.alignments import (
-    GlossDuration,
-    GlossSegment,
-    gloss_durations,
-    load_alignments,
-    load_gloss_durations,
-)
-from edge_slr.data.corpora import (
-    SPLITS,
-    CorpusSpec,
-    Sample,
-    ScoringSpec,
-    available_corpora,
-    corpus_spec,
-    load_corpus,
-)
-from edge_slr.data.stats import CorpusStats, SplitStats, corpus_stats
-from edge_slr.data.vocab import BLANK, UNK, OOVCount, Vocabulary
+from edge_slr._lazy import lazy_exports
 
-__all__ = [
-    "BLANK",
-    "SPLITS",
-    "UNK",
-    "CorpusSpec",
-    "CorpusStats",
-    "GlossDuration",
-    "GlossSegment",
-    "OOVCount",
-    "Sample",
-    "ScoringSpec",
-    "SplitStats",
-    "Vocabulary",
-    "available_corpora",
-    "corpus_spec",
-    "corpus_stats",
-    "gloss_durations",
-    "load_alignments",
-    "load_corpus",
-    "load_gloss_durations",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "alignments": (
+            "GlossDuration",
+            "GlossSegment",
+            "gloss_durations",
+            "load_alignments",
+            "load_gloss_durations",
+        ),
+        "corpora": (
+            "SPLITS",
+            "CorpusSpec",
+            "Sample",
+            "ScoringSpec",
+            "available_corpora",
+            "corpus_spec",
+            "load_corpus",
+        ),
+        "stats": ("CorpusStats", "SplitStats", "corpus_stats"),
+        "edge_slr.decoding.vocab": ("BLANK", "UNK", "OOVCount", "Vocabulary"),
+    },
+)

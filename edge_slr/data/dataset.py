@@ -3,7 +3,7 @@
 ::
 
     DIR/dataset.json            description (what made it, settings, per-split summary)
-    DIR/vocabulary.json         the gloss vocabulary (edge_slr.data.vocab.Vocabulary)
+    DIR/vocabulary.json         the gloss vocabulary (edge_slr.decoding.vocab.Vocabulary)
     DIR/SPLIT/index.tsv         id, signer, num_frames, glosses (space-separated), one per line
     DIR/SPLIT/ID.npz            landmarks (edge_slr.landmarks.io .npz: (T, 543, 4) float32)
     DIR/SPLIT/ID.frames.npz     optional video frames: ``frames`` uint8 (T, H, W, 3) RGB
@@ -224,7 +224,7 @@ class DatasetWriter:
     def _write_vocabulary(self, vocabulary: Any) -> None:
         path = self.root / VOCABULARY_FILE
         if path.exists():
-            from edge_slr.data.vocab import Vocabulary
+            from edge_slr.decoding.vocab import Vocabulary
 
             on_disk = Vocabulary.load(path)
             if on_disk.glosses != vocabulary.glosses:
@@ -361,7 +361,7 @@ class LandmarkDataset:
     @property
     def vocabulary(self) -> Any:
         if self._vocabulary is None:
-            from edge_slr.data.vocab import Vocabulary
+            from edge_slr.decoding.vocab import Vocabulary
 
             self._vocabulary = Vocabulary.load(self.root / VOCABULARY_FILE)
         return self._vocabulary

@@ -8,6 +8,10 @@ labelling and that of the alignment the spans come from.
 
 A gloss n-gram language model (:class:`NgramLM`, read from an ARPA file) fuses into the beam
 search through :meth:`NgramLM.scorer` or, with tuned weights, :class:`FusedLM`.
+
+The ids become glosses through :mod:`edge_slr.decoding.vocab` (the recogniser's
+:class:`~edge_slr.decoding.vocab.Vocabulary` and the corrector's, which extends it), imported
+from there: the training side reads it as ``edge_slr.data.Vocabulary`` too.
 """
 
 from __future__ import annotations

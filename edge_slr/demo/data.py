@@ -110,7 +110,7 @@ def build_dataset(
     ``workers`` > 1 synthesises in that many processes; the files are the same either way (every
     sample's random draws are keyed by its id and signer).
     """
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     chosen = select_sentences(plan)
     train = chosen["train"][: plan.train_sentences]

@@ -479,7 +479,7 @@ def extract_corpus_split(
 def _train_vocabulary(corpus: str, root: str | Path) -> Any:
     """The vocabulary of the corpus's train glosses, or None when its train file is absent."""
     from edge_slr.data.corpora import load_corpus
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.errors import FormatError
 
     try:

@@ -61,6 +61,7 @@ NO_PERSON_POLICIES = ("raise", "keep")
 # "mediapipe": MediaPipe's own Holistic graph; the others run the same models through
 # edge_slr.runtimes (edge_slr.landmarks.holistic; its models.ENGINES lists them too).
 ENGINES = ("mediapipe", "openvino", "openvino-int8", "litert", "onnxruntime")
+HAND_MODELS = ("full", "lite")  # edge-slr engines' hand model (holistic.models.HAND_MODELS)
 # engine="auto" takes the first of these whose runtime is installed (with the model files in
 # model_dir or the mediapipe wheel). Measured on a 2-core AVX2 AMD EPYC
 # (benchmarks/results/extraction_engines.md): LiteRT 16-17 frames/s at 1 thread and 24-25 at 2,
@@ -98,6 +99,9 @@ class HolisticOptions:
     # edge-slr engines: threads for the hands and face of one frame (2 overlaps them on a
     # 2-core machine: the live mode's setting; 1 runs them in turn). Not used by the graph.
     part_workers: int = 1
+    # edge-slr engines: "full" (the graph's hand model) or "lite" (the wheel's lighter one:
+    # about half the hand cost, less accurate; holistic.models.HAND_MODELS)
+    hand_model: str = "full"
 
     def __post_init__(self) -> None:
         if self.engine == "auto":
@@ -109,6 +113,13 @@ class HolisticOptions:
         ):
             raise InputError(f"threads must be a positive int or None, got {self.threads!r}")
         check_part_workers(self.part_workers)
+        if self.hand_model not in HAND_MODELS:
+            raise InputError(f"hand_model must be one of {HAND_MODELS}, got {self.hand_model!r}")
+        if self.hand_model != "full" and self.engine == "mediapipe":
+            raise InputError(
+                "hand_model='lite' runs on the edge-slr engines only (MediaPipe's Holistic graph "
+                "runs its full hand model); choose engine= one of them"
+            )
         if self.running_mode not in RUNNING_MODES:
             raise InputError(
                 f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}"
@@ -148,6 +159,9 @@ class HolisticOptions:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description, stored in the metadata of extracted sequences."""
         out = asdict(self)
+        # Part workers only schedule the same computations (tested identical), so a dataset
+        # resumed with another --part-workers is still the same dataset.
+        del out["part_workers"]
         for name in ("pose_model_path", "task_model_path", "model_dir"):
             out[name] = None if out[name] is None else str(out[name])
         return out

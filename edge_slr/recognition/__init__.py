@@ -12,7 +12,10 @@ Everything here runs where the model is deployed and never imports training or c
 - :mod:`~edge_slr.recognition.stream`: frames in, sentences out, in bounded memory;
 - :mod:`~edge_slr.recognition.clock`: frames put on the model's frame rate;
 - :mod:`~edge_slr.recognition.live`: the live mode (extraction and recognition on two workers);
-- ``correction*``: the gloss corrector's numpy decoding over its stage graphs.
+- :mod:`~edge_slr.recognition.correction`: the gloss corrector's numpy decoding of one stage
+  (greedy, draft-verified greedy, beam) and the gate's scores;
+- :mod:`~edge_slr.recognition.correction_chain`: the corrector, its stages chained behind
+  their gates (its token ids: :class:`edge_slr.decoding.vocab.CorrectorVocabulary`).
 
 ``from edge_slr import Recognizer, RecognizerOptions, RecognitionResult`` is the short form; this
 package imports nothing on its own, so importing one of its modules loads only what that needs.

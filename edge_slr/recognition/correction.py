@@ -9,10 +9,14 @@ engine decodes and scores with this module:
 - :func:`greedy`: the most likely next token at every step, ``<pad>``/``<bos>`` banned and the
   output capped by :func:`output_limit`;
 - :func:`draft_greedy`: the same output for one sentence in far fewer decoder calls, with the
-  input as a draft (``correction_draft``);
+  input as a draft (see its docstring);
 - :func:`beam`: beam search in which a finished hypothesis leaves the beam;
-- :func:`run_stage`: a stage's proposals with the gate's three measures (``correction_gate``)
-  from teacher-forced scores of the proposal and of the unchanged input.
+- :func:`run_stage`: a stage's proposals with the gate's three measures (confidence, margin,
+  :func:`edit_rate`) from teacher-forced scores of the proposal and of the unchanged input.
+
+The gates that judge these measures and the chain of stages are
+:mod:`edge_slr.recognition.correction_chain`; the token ids are
+:class:`edge_slr.decoding.vocab.CorrectorVocabulary`.
 
 Graphs that mask source padding themselves (``padded=True``: torch, which derives the mask from
 ``src == pad_id``) decode a batch of sentences per call; exported graphs take no padding mask
@@ -23,13 +27,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_slr.decoding import log_softmax
+from edge_slr.decoding.ctc import log_softmax
+from edge_slr.decoding.vocab import CorrectorVocabulary
 from edge_slr.errors import InputError
-from edge_slr.recognition.correction_gate import GateConfig, edit_rate
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.scoring.align import align
+
+if TYPE_CHECKING:  # the chain imports this module
+    from edge_slr.recognition.correction_chain import GateConfig
 
 Encode = Callable[[np.ndarray], np.ndarray]
 Decode = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -249,6 +257,14 @@ def score_targets(
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def edit_rate(source: Sequence[int], proposal: Sequence[int]) -> float:
+    """Edits turning ``source`` into ``proposal``, per source gloss."""
+    if not source or not proposal:  # all insertions or all deletions
+        return max(len(source), len(proposal)) / max(1, len(source))
+    alignment = align([str(t) for t in source], [str(t) for t in proposal])
+    return alignment.errors / max(1, len(source))
+
+
 @dataclass(frozen=True)
 class StageOutput:
     """One stage's proposals for a batch with the gate's three measures, one entry each;
@@ -324,3 +340,97 @@ def _run_batch(
     rates = np.array([edit_rate(s, p) for s, p in zip(sources, proposals, strict=True)])
     margin = np.where(rates == 0, 0.0, logp_prop - logp_src)  # unchanged: nothing to decide
     return StageOutput(proposals, np.exp(logp_prop / length), margin, rates)
+
+
+# -- draft-verified greedy decoding -------------------------------------------------------------
+# A corrector mostly copies its input, so greedy decoding one token per decoder call spends most
+# calls confirming glosses it keeps. draft_greedy gives the same output in one decoder call per
+# edit ("speculative decoding" with the input as the draft model).
+
+
+@dataclass(frozen=True)
+class DraftResult:
+    """A stage's greedy proposal with the log-probabilities the gate's measures come from."""
+
+    proposal: list[int]
+    logp_proposal: float  # log P(proposal + <eos> | source)
+    logp_source: float  # log P(source + <eos> | source)
+    stopped: bool = False  # given up early: the margin could no longer reach ``min_margin``
+
+    @property
+    def confidence(self) -> float:
+        return float(np.exp(self.logp_proposal / (len(self.proposal) + 1)))
+
+
+def draft_greedy(
+    graphs: StageGraphs,
+    source: Sequence[int],
+    vocab: CorrectorVocabulary,
+    min_margin: float = float("-inf"),
+) -> DraftResult:
+    """Greedy decoding of one id sentence (no ``<eos>``), verified against the input as draft.
+
+    The decoder runs on ``<bos> + output so far + draft`` (the draft is the rest of the input):
+    thanks to the causal mask, one call gives the next-token distribution at every draft
+    position, and the output follows the draft for as long as the draft is the argmax. At the
+    first disagreement the model's token is taken and a new call continues with the rest of the
+    input (skipping the input gloss it replaced, or two when the model dropped one; when the
+    next token shows that the model inserted a gloss rather than replaced one, the skipped gloss
+    is drafted again). The result is :func:`greedy`'s, token for token (up to floating-point
+    ties); a sentence the corrector keeps costs one encoder and one decoder call. The first call
+    also scores the input itself, and the accepted tokens' log-probabilities sum to
+    ``log P(output | input)``: the gate's measures come without :func:`run_stage`'s two
+    teacher-forced passes.
+
+    Every token's log-probability is <= 0, so ``log P(output so far) - log P(input)`` bounds the
+    final margin from above: once it is below ``min_margin`` the gate is sure to keep the input
+    and decoding stops (``stopped``; the proposal is then the output so far).
+    """
+    source = [int(t) for t in source]
+    if not len(source) < graphs.max_len:
+        raise InputError(
+            f"draft_greedy takes at most {graphs.max_len - 1} glosses, got {len(source)}"
+        )
+    eos, bos = vocab.eos_id, vocab.bos_id
+    limit = output_limit(len(source), graphs.max_len)
+    src, memory = encode(graphs, [source], vocab)
+    out: list[int] = []
+    at, skipped = 0, -1  # next input gloss the output is aligned to; the last one guessed away
+    logp_sum, logp_source = 0.0, None
+    while True:
+        draft = source[at : at + limit - len(out)]
+        tgt = np.asarray([[bos, *out, *draft]], dtype=np.int64)
+        logp = np.asarray(graphs.decode(tgt, memory, src))[0]
+        if logp_source is None:  # the first call's target is the input itself
+            rows = np.arange(len(source))
+            logp_source = float(logp[rows, source].sum() + logp[len(source), eos])
+        if logp_sum - logp_source < min_margin:  # ruled out before any work on this call
+            return DraftResult(out, logp_sum, logp_source, stopped=True)
+        start = len(out)
+        masked = logp[start:].copy()
+        masked[:, [vocab.pad_id, bos]] = -np.inf
+        best = masked.argmax(-1).tolist()
+        for pos in range(start, tgt.shape[1]):
+            if logp_sum - logp_source < min_margin:
+                return DraftResult(out, logp_sum, logp_source, stopped=True)
+            token = eos if pos >= limit else best[pos - start]  # out of room: only <eos>
+            logp_sum += float(logp[pos, token])
+            if token == eos:
+                return DraftResult(out, logp_sum, logp_source)
+            out.append(token)
+            if pos - start < len(draft) and token == draft[pos - start]:
+                at += 1
+                continue
+            at, skipped = _realign(source, at, skipped, token)
+            break
+
+
+def _realign(source: list[int], at: int, skipped: int, token: int) -> tuple[int, int]:
+    """Where the input continues after the model wrote ``token`` instead of ``source[at]``."""
+    if at >= len(source):  # past the input's end: the model is adding glosses
+        return at, -1
+    if at + 1 < len(source) and token == source[at + 1]:  # it dropped source[at]
+        return at + 2, -1
+    if skipped >= 0 and token == source[skipped]:  # its previous token was an insertion
+        return skipped + 1, -1
+    return at + 1, at  # a guess: it replaced source[at] (remembered in case it inserted)

@@ -21,7 +21,10 @@ the GIL while they run)::
     caller --frames--> [extraction: landmarks] --landmarks--> [recognition + correction + callback]
 
 Extraction keeps frame order (video-mode tracking needs it) and calls the extractor directly;
-recognition feeds :meth:`edge_slr.Recognizer.process_landmarks`. When extraction cannot keep up,
+with edge-slr's own engines it submits each frame (``submit_video_frame``: the pose now, the
+hands and face on the extractor's worker, ``part_workers`` threads for them) and keeps one frame
+in flight, so one frame's hands and face overlap the next frame's pose on the second core.
+Recognition feeds :meth:`edge_slr.Recognizer.process_landmarks`. When extraction cannot keep up,
 ``drop_policy`` decides: ``"skip-oldest"`` (a camera: the oldest waiting frame is dropped and
 counted) or ``"block"`` (``recognize_async`` waits for room: nothing is dropped, a file is read
 as fast as it is recognised). Frames are dropped only at the frame queue, never silently:
@@ -167,7 +170,7 @@ class LiveStats:
     frame_queue_max: int  # never above frame_queue_size
     landmark_queue: int
     landmark_queue_max: int  # never above landmark_queue_size
-    extraction_ms_mean: float | None
+    extraction_ms_mean: float | None  # per frame; pipelined: from its submission to its landmarks
     recognition_ms_mean: float | None  # recognition + correction + callback, per frame
     frame_latency_p50_ms: float | None  # capture -> its result
     frame_latency_p90_ms: float | None
@@ -252,6 +255,7 @@ class _Frame:
     points: np.ndarray | None = None
     extraction_ms: float = 0.0
     future: Future[np.ndarray] | None = None  # its landmarks while in flight (submit_video_frame)
+    submitted: float = 0.0  # perf_counter when it was submitted
 
 
 class _End:
@@ -321,7 +325,9 @@ class LiveRecognizer:
 
     ``recognizer`` is an :class:`edge_slr.Recognizer` (or anything with ``process_landmarks``,
     ``finish``, ``close``); ``extractor`` anything with ``extract_video_frame(rgb,
-    timestamp_ms) -> (543, 4)``, ``reset`` and ``close``. Both are closed with this object,
+    timestamp_ms) -> (543, 4)``, ``reset`` and ``close``, and optionally ``submit_video_frame(rgb,
+    timestamp_ms) -> Future`` (used instead when present; futures complete in order, ``reset``
+    and ``close`` wait for the one in flight). Both are closed with this object,
     the recogniser only if ``owns_recognizer``.
     """
 
@@ -568,33 +574,31 @@ class LiveRecognizer:
     def _extraction_loop(self) -> None:
         # An extractor with submit_video_frame runs a frame's pose here and its hands and face on
         # a worker of its own: one frame stays in flight while the next one's pose runs, and is
-        # handed on as soon as it is done or the next frame is submitted (order is kept).
+        # handed on as soon as it is done or the next frame has been submitted (order is kept).
         submit = getattr(self._extractor, "submit_video_frame", None)
         pending: _Frame | None = None
         try:
             while True:
-                future = pending.future if pending is not None else None
-                item = self._frames.get(None if future is None else future.done)
-                if item is None or not isinstance(item, _Frame) or submit is None:
-                    if pending is not None:  # done, or a stream's end must follow it
-                        self._hand_on(pending)
-                        pending = None
-                    if item is None:
-                        continue
+                ready = None if pending is None or pending.future is None else pending.future.done
+                item = self._frames.get(ready)
                 if isinstance(item, _Frame) and submit is not None:
                     self._submit(item, submit)
-                    if pending is not None:
-                        self._hand_on(pending)
+                if pending is not None:  # done, submitted over, or before a stream's end
+                    self._hand_on(pending)
+                    pending = None
+                if item is None:
+                    continue
+                if isinstance(item, _Frame) and submit is not None:
                     pending = item
-                elif isinstance(item, _Frame):
+                    continue
+                if isinstance(item, _Frame):
                     started = time.perf_counter()
-                    self._extracted(item, self._extractor.extract_video_frame(item.rgb,
-                                                                              item.timestamp_ms),
-                                    started)  # fmt: skip
-                    self._landmarks.put(item, drop_oldest=False)
+                    points = self._extractor.extract_video_frame(item.rgb, item.timestamp_ms)
+                    item.extraction_ms = (time.perf_counter() - started) * 1000.0
+                    self._extracted(item, points)
                 else:
                     self._extractor.reset()  # the next stream is unrelated video
-                    self._landmarks.put(item, drop_oldest=False)
+                self._landmarks.put(item, drop_oldest=False)
         except _Closed:
             return
         except BaseException as error:  # noqa: BLE001 - handed to the caller
@@ -603,33 +607,35 @@ class LiveRecognizer:
             if pending is not None and pending.future is not None:
                 wait([pending.future])  # its worker is idle before close() shuts it down
 
-    def _submit(self, item: _Frame, submit: Callable[[np.ndarray, int], Future[np.ndarray]]) -> None:
-        started = time.perf_counter()
+    def _submit(
+        self, item: _Frame, submit: Callable[[np.ndarray, int], Future[np.ndarray]]
+    ) -> None:
+        item.submitted = time.perf_counter()
         item.future = submit(item.rgb, item.timestamp_ms)
 
-        def done(future: Future[np.ndarray]) -> None:
-            item.extraction_ms = (time.perf_counter() - started) * 1000.0
-            self._frames.wake()
+        def done(_: Future[np.ndarray]) -> None:
+            item.extraction_ms = (time.perf_counter() - item.submitted) * 1000.0
+            self._frames.wake()  # the loop may be waiting for this frame
 
         item.future.add_done_callback(done)
 
     def _hand_on(self, item: _Frame) -> None:
-        """A submitted frame's landmarks (its extractor error raised here) to recognition."""
+        """A submitted frame's landmarks (its extractor's error raised here) to recognition."""
         assert item.future is not None
         points = item.future.result()
-        self._extracted(item, points, None)
+        if not item.extraction_ms:  # result() can return before the done callback has run
+            item.extraction_ms = (time.perf_counter() - item.submitted) * 1000.0
+        self._extracted(item, points)
         self._landmarks.put(item, drop_oldest=False)
 
-    def _extracted(self, item: _Frame, points: np.ndarray, started: float | None) -> None:
-        """Check and keep one frame's landmarks; ``started``: time it (else already timed)."""
+    def _extracted(self, item: _Frame, points: np.ndarray) -> None:
+        """Check and keep one frame's landmarks, count its extraction time."""
         if np.shape(points) != (NUM_POINTS, 4):
             raise InputError(
                 f"the extractor returned landmarks of shape {np.shape(points)}, "
                 f"expected ({NUM_POINTS}, 4)"
             )
         item.points = points
-        if started is not None:
-            item.extraction_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             if self._measured(item):
                 self._counts["extracted"] += 1

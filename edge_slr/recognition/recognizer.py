@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_slr.decoding import DecodeResult, beam_search, greedy_decode, log_softmax
+from edge_slr.decoding import DecodeResult, beam_search, greedy_decode, load_fused_lm, log_softmax
 from edge_slr.errors import FormatError, InputError
 from edge_slr.landmarks.extract import HolisticOptions
 from edge_slr.landmarks.layout import NUM_POINTS
@@ -107,6 +107,10 @@ class Recognizer:
             description.temporal, options.window_frames, options.window_hop
         )
         self._corrector = corrector
+        # a tuned gloss LM in the model folder (lm.arpa, `edge-slr evaluate --tune-lm`) joins
+        # the beam search
+        fused = load_fused_lm(options.model_dir) if options.beam_width > 1 else None
+        self._beam_options = fused.beam_options(self._labels) if fused is not None else {}
         self._extractor: Any = None
         self._stream = self._new_stream()
         self._clock = self._new_clock()
@@ -415,7 +419,9 @@ class Recognizer:
         """CTC decoding of ``(T', V)`` log-probabilities with this recogniser's options."""
         self._check_open()
         if self._options.beam_width > 1:
-            return beam_search(log_probs, self._options.beam_width, labels=self._labels)
+            return beam_search(
+                log_probs, self._options.beam_width, labels=self._labels, **self._beam_options
+            )
         return greedy_decode(log_probs, labels=self._labels)
 
     def _max_fill(self) -> int:

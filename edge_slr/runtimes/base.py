@@ -17,6 +17,7 @@ Subclasses implement :meth:`_load`, :meth:`_infer`, :meth:`_close` and the engin
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import logging
 import re
@@ -130,12 +131,14 @@ class Runtime(abc.ABC):
         """Release engine resources."""
 
     # -- public interface ------------------------------------------------------------------------
-    @property
+    # Cached: the specs are fixed once the model is loaded, and run() checks feeds against them
+    # on every call.
+    @functools.cached_property
     def inputs(self) -> tuple[TensorSpec, ...]:
         """Input specs; the sidecar's axis names ("batch", "frames") where it has them."""
         return _named_like(self._engine_inputs(), self._sidecar_specs("inputs"))
 
-    @property
+    @functools.cached_property
     def outputs(self) -> tuple[TensorSpec, ...]:
         return _named_like(self._engine_outputs(), self._sidecar_specs("outputs"))
 

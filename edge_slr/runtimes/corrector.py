@@ -29,11 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_slr.decoding.vocab import CorrectorVocabulary
 from edge_slr.errors import FormatError, InputError
 from edge_slr.recognition.correction import StageGraphs
-from edge_slr.recognition.correction_chain import DECODINGS, GraphCorrector
-from edge_slr.recognition.correction_gate import GateConfig
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction_chain import DECODINGS, GateConfig, GraphCorrector
 from edge_slr.runtimes.base import Runtime
 from edge_slr.runtimes.registry import (
     choose_model,

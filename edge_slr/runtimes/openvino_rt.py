@@ -2,7 +2,8 @@
 
 - Compile settings: the sidecar's ``engine.config`` when the model was converted for OpenVINO,
   then ``hint`` ("LATENCY", "THROUGHPUT"), ``threads`` (``INFERENCE_NUM_THREADS``) and any extra
-  ``config`` properties.
+  ``config`` properties. With fewer threads than cores, ``ENABLE_CPU_PINNING`` defaults to NO
+  (pinned, every such model runs on the first core, whichever thread calls it).
 - Precision: floating-point layers run in the precision the model was verified with, which the
   sidecar records as ``INFERENCE_PRECISION_HINT`` (f32 unless the conversion verified bf16).
   Without that record (older sidecars, foreign models) it is f32: on CPUs with AVX512_BF16/AMX the
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +38,7 @@ HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PRECISION_KEY = "INFERENCE_PRECISION_HINT"
 INFERENCE_PRECISIONS = ("f32", "bf16")
 EXACT_FP32 = {PRECISION_KEY: "f32"}
+PINNING_KEY = "ENABLE_CPU_PINNING"
 # OpenVINO 2026.4 CPU plugin: a compiled graph whose first inference has source length 1 reuses
 # a wrong cached kernel for later lengths >= 16 (converters.corrector_export): correctors compile
 # with the shape-specialised runtime cache off.
@@ -96,6 +99,10 @@ class OpenVINORuntime(Runtime):
             config["PERFORMANCE_HINT"] = hint
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
+            if self.threads < (os.cpu_count() or 1):
+                # fewer threads than cores: OpenVINO pins them to the first cores, so models run
+                # from other threads (live extraction, a second stream) would share core 0
+                config.setdefault(PINNING_KEY, "NO")
         config.update({k: str(v) for k, v in (extra or {}).items()})
         return config
 

@@ -58,7 +58,7 @@ class SavedModel:
     path: Path | None = None
 
     def vocab(self) -> Any:
-        from edge_slr.data.vocab import Vocabulary
+        from edge_slr.decoding.vocab import Vocabulary
 
         return Vocabulary.from_dict(self.vocabulary)
 

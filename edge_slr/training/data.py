@@ -26,7 +26,7 @@ from edge_slr.training.augment import AugmentConfig, augment, mirror_closed, sub
 if TYPE_CHECKING:
     import torch
 
-    from edge_slr.data.vocab import OOVPolicy, Vocabulary
+    from edge_slr.decoding.vocab import OOVPolicy, Vocabulary
 
 logger = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ class _Setup:
 
 def _setup(config: StudentConfig) -> _Setup:
     from edge_slr.data.dataset import LandmarkDataset
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.landmarks.presets import resolve_preset
 
     data = config.data

@@ -312,7 +312,7 @@ def build_split(
             raise InputError(
                 f"sentence {sentence.id}: glosses must be non-empty without spaces, got {sentence.glosses}"
             )
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
 
     vocabulary = Vocabulary.from_sentences(vocabulary_sentences(config))
     writer = DatasetWriter(

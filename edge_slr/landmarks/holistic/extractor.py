@@ -77,6 +77,7 @@ class HolisticEngineExtractor(HolisticExtractor):
                 raise InputError(
                     "engine 'mediapipe' is MediaPipe's own graph: use HolisticExtractor for it"
                 )
+            model_options.setdefault("hand_model", options.hand_model)
             models = load_holistic_models(
                 engine,
                 model_dir=None if model_dir is None else Path(model_dir),

@@ -12,11 +12,14 @@ Importing this package needs only numpy; torch is imported when a model is built
 
 from __future__ import annotations
 
-from edge_slr.recognition.correction import StageGraphs
-from edge_slr.recognition.correction_chain import GraphCorrector
-from edge_slr.recognition.correction_draft import draft_greedy
-from edge_slr.recognition.correction_gate import Correction, GateConfig, StageResult
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.decoding.vocab import CorrectorVocabulary
+from edge_slr.recognition.correction import StageGraphs, draft_greedy
+from edge_slr.recognition.correction_chain import (
+    Correction,
+    GateConfig,
+    GraphCorrector,
+    StageResult,
+)
 from edge_slr.training.corrector.checkpoint import load_checkpoint, load_corrector, save_corrector
 from edge_slr.training.corrector.config import CorrectorConfig, TrainConfig, load_config
 from edge_slr.training.corrector.decode import Corrector, beam_decode, greedy_decode

@@ -20,9 +20,9 @@ from typing import Any
 
 from edge_slr import __version__
 from edge_slr._optional import require
+from edge_slr.decoding.vocab import CorrectorVocabulary
 from edge_slr.errors import FormatError
-from edge_slr.recognition.correction_gate import GateConfig
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction_chain import GateConfig
 from edge_slr.training.corrector.decode import Corrector
 from edge_slr.training.corrector.model import CorrectorDims, build_stages
 

@@ -1,7 +1,7 @@
 """The torch corrector: its stages as numpy graphs for the one decoder of the device side.
 
 Decoding, scoring and the "do no harm" gates live in :mod:`edge_slr.recognition.correction`
-(and its ``correction_*`` modules), which every engine uses; here the torch stages are wrapped
+and ``correction_chain``, which every engine uses; here the torch stages are wrapped
 as :class:`~edge_slr.recognition.correction.StageGraphs` (:func:`torch_graphs`) and fed to it.
 The torch graphs mask source padding (derived from ``src == pad_id``: the pad id is the CTC
 blank, which no corrector input or output contains), so sentences are decoded in batches.
@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_slr._optional import require
+from edge_slr.decoding.vocab import CorrectorVocabulary
 from edge_slr.errors import InputError
 from edge_slr.recognition.correction import StageGraphs, beam, greedy, pad_ids
-from edge_slr.recognition.correction_chain import GraphCorrector
-from edge_slr.recognition.correction_gate import Correction, GateConfig
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction_chain import Correction, GateConfig, GraphCorrector
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Tuning the "do no harm" gates on held-out train sentences (never on dev/test).
 
-Every stage proposes a correction with a confidence and a margin (see ``edge_slr.recognition.correction_gate``). Here the
+Every stage proposes a correction with a confidence and a margin (see ``edge_slr.recognition.correction_chain``). Here the
 held-out train sentences, corrupted at fixed WER levels, are corrected by a stage, and the pair of
 thresholds is chosen that gives the lowest mean WER over the levels while making no level worse
 than the stage's input (by more than ``max_harm``). Rejecting everything is always allowed, so a
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_slr.decoding.vocab import CorrectorVocabulary
 from edge_slr.metrics import align, normalize_hypothesis
 from edge_slr.recognition.correction import StageOutput, run_stage
-from edge_slr.recognition.correction_gate import GateConfig
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction_chain import GateConfig
 from edge_slr.training.corrector.decode import torch_graphs
 
 if TYPE_CHECKING:

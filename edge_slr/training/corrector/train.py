@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_slr._optional import require
+from edge_slr.decoding.vocab import CorrectorVocabulary
 from edge_slr.errors import InputError
-from edge_slr.recognition.correction_gate import GateConfig
-from edge_slr.recognition.correction_vocabulary import CorrectorVocabulary
+from edge_slr.recognition.correction_chain import GateConfig
 from edge_slr.training.corrector.config import CorrectorConfig, TrainConfig
 from edge_slr.training.corrector.decode import Corrector, pad_batch
 from edge_slr.training.corrector.gate import GateTuning, run_gated, tune_gate, tuning_report

@@ -81,7 +81,7 @@ def build_cache(
     torch = require("torch", "computing teacher outputs")
     tqdm = require("tqdm", "progress bars").tqdm
     from edge_slr.data.dataset import LandmarkDataset
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.data import BucketBatchSampler
     from edge_slr.training.teacher.checkpoint import file_sha256, load_teacher
     from edge_slr.training.teacher.data import VideoDataset, collate_video

@@ -75,7 +75,7 @@ def video_dataset(
 
 
 def _setup(config: TeacherConfig) -> _Setup:
-    from edge_slr.data.vocab import Vocabulary
+    from edge_slr.decoding.vocab import Vocabulary
     from edge_slr.training.teacher.resnet import load_backbone_weights
 
     if not config.data.root:
