@@ -98,6 +98,9 @@ SPECS = {
         ("recognize_video_modules_smoke.json", "recognize_video_modules_smoke.md"),
         shared_data=True,
     ),
+    "confidence_noise": Spec(  # 21 s (load 3): tiny corrector trained, 20 references at 20%
+        ("confidence_noise_smoke.json", "confidence_noise_smoke.md"), shared_data=True
+    ),
 }
 
 

@@ -79,7 +79,7 @@ def test_openvino_int8_first_lstm_matches_the_simulation(tiny_student, tmp_path)
     from edge_slr.training.qat import build_qat_student, calibrate
 
     model, _, features = _student(tiny_student)
-    options = QatOptions(lstm_input_range=2.0)
+    options = QatOptions(lstm_input_range=2.0, int8_lstm_layers=2)  # a quantised 2nd input
     ranges = calibrate(model, features, options)
     qat = build_qat_student(model, ranges, options).eval()
     path = export_student_onnx(
@@ -127,20 +127,80 @@ def test_openvino_int8_first_lstm_matches_the_simulation(tiny_student, tmp_path)
     assert diff.mean() <= 0.2 * step, f"mean {diff.mean() / step:.3f} steps apart"
 
 
-def test_qat_fine_tune_runs_through_the_training_loop(tiny_student, tmp_path) -> None:
-    pytest.importorskip("torch")
-    from edge_slr.training.checkpoint import load_checkpoint
-    from edge_slr.training.qat_train import qat_config, train_qat
+def test_later_lstm_layers_stay_float_by_default(tiny_student) -> None:
+    torch = pytest.importorskip("torch")
+    from edge_slr.training.qat import build_qat_student, calibrate, point_names
 
-    config = qat_config(
-        tiny_student.checkpoint,
-        None,
-        [
-            f"train.out_dir={json.dumps(str(tmp_path / 'qat'))}",
-            "train.epochs=1",
-            "train.progress=false",
-            f"data.root={json.dumps(str(tiny_student.data))}",
-        ],
-    )
-    result = train_qat(config, tiny_student.checkpoint, QatOptions(calibration_sequences=8))
-    assert load_checkpoint(result.best_checkpoint).quantization["scheme"].startswith("edge-slr-qat")
+    assert point_names(2, 1)[-1:] == ("lstm1",) and "lstm0" in point_names(2, 2)
+    with pytest.raises(InputError, match="int8_lstm_layers"):
+        QatOptions(int8_lstm_layers=0)
+    model, _, features = _student(tiny_student)
+    ranges = calibrate(model, features, QatOptions())
+    with pytest.raises(InputError, match="int8_lstm_layers is 3"):
+        build_qat_student(model, ranges, QatOptions(int8_lstm_layers=3))
+    x = torch.as_tensor(features[0][None])
+    with torch.no_grad():
+        one = build_qat_student(model, ranges, QatOptions()).eval()(x, None, aux=False)
+        two = build_qat_student(model, ranges, QatOptions(int8_lstm_layers=2)).eval()
+        both = two(x, None, aux=False)
+    assert one.logits.shape == both.logits.shape
+    assert not torch.equal(one.logits, both.logits)  # the second layer's quantisation is gone
+
+
+@pytest.mark.slow
+def test_cli_qat_fine_tune_converts_to_a_verified_openvino_int8_qat_model(
+    tiny_student, tmp_path
+) -> None:
+    """`train recognizer --qat --init`, then the openvino-int8-qat target, verified on the
+    OpenVINO runtime as deployed; plain and QAT checkpoints go to their own targets only."""
+    pytest.importorskip("torch")
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    from edge_slr.cli.main import main
+    from edge_slr.converters import convert
+    from edge_slr.runtimes import load_runtime
+    from edge_slr.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "qat"
+    code = main([
+        "train", "recognizer", "--qat", "--init", str(tiny_student.checkpoint), "--no-progress",
+        "--set", f"train.out_dir={json.dumps(str(out))}", "--set", "train.epochs=1",
+        "--set", f"data.root={json.dumps(str(tiny_student.data))}",
+    ])  # fmt: skip
+    assert code == 0
+    qat = out / "best.pt"
+    entry = load_checkpoint(qat).quantization
+    assert entry["scheme"].startswith("edge-slr-qat") and entry["options"]["int8_lstm_layers"] == 1
+
+    with pytest.raises(InputError, match="plain student"):
+        convert(tiny_student.checkpoint, "openvino-int8-qat", tmp_path / "a", tiny_student.data)
+    with pytest.raises(InputError, match="openvino-int8-qat"):
+        convert(qat, "openvino-int8", tmp_path / "b", calibration=tiny_student.data)
+
+    result = convert(
+        qat, "openvino-int8-qat", tmp_path / "m", calibration=tiny_student.data,
+        calibration_size=16, max_wer_drop=100.0, min_agreement=0.0,
+    )  # fmt: skip
+    assert result.verification.passed and result.sidecar_path.is_file()
+    precision = result.description.precision
+    assert "QAT" in precision.notes and "INT8 LSTM layers [0]" in precision.notes
+    lstms = [r for r in result.description.details["op_precisions"] if "LSTM" in r["op"]]
+    assert [r["weights"] for r in lstms] == ["int8", "fp32"]  # the second layer stays FP32
+    assert [r["input"] for r in lstms] == ["int8", "fp32"]
+    sequence = np.zeros((1, 40, entry_dim(qat)), np.float32)
+    with load_runtime(result.model_path) as runtime:  # compiled with the sidecar's settings
+        assert np.isfinite(runtime.run(sequence)).all()
+
+
+def entry_dim(path) -> int:
+    from edge_slr.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(path).dims.input_dim
+
+
+def test_cli_qat_and_init_go_together(tmp_path, capsys) -> None:
+    from edge_slr.cli.main import main
+
+    assert main(["train", "recognizer", "--qat"]) == 2
+    assert "--qat and --init go together" in capsys.readouterr().err
+    assert main(["train", "recognizer", "--init", str(tmp_path / "best.pt")]) == 2

@@ -6,8 +6,10 @@ The lead's ``train`` group attaches this with ``train_recognizer.add_parser(trai
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edge_slr.cli._training import add_run_arguments, prepare_run, print_result
+from edge_slr.errors import InputError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,12 +27,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="distil from a video teacher checkpoint or teacher output cache (sets "
         "distill.teacher; the paper's three KD losses unless [distill] switches some on)",
     )
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        help="quantization-aware fine-tune of the student in --init for the openvino-int8-qat "
+        "target (default OUT: INIT_DIR/qat, 3 epochs at a tenth of the learning rate; --config "
+        "defaults to the one stored in --init)",
+    )
+    p.add_argument("--init", type=Path, default=None, metavar="CKPT", help="student for --qat")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.qat != (args.init is not None) or (args.qat and args.teacher is not None):
+        raise InputError(
+            "--qat and --init go together (a QAT fine-tune of a trained student) and take no "
+            f"--teacher; got --qat {args.qat}, --init {args.init}, --teacher {args.teacher}"
+        )
     overrides = prepare_run(args)
+    if args.qat:
+        from edge_slr.training.qat_train import qat_config, train_qat
+
+        config = qat_config(args.init, args.config, overrides)
+        print_result(train_qat(config, args.init, resume=args.resume), config)
+        return 0
     import json
 
     from edge_slr.training.config import load_config

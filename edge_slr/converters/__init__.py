@@ -66,6 +66,13 @@ TARGETS: dict[str, TargetSpec] = {
             description="OpenVINO IR INT8, NNCF post-training quantisation",
         ),
         TargetSpec(
+            "openvino-int8-qat", "openvino", "int8", ".xml",
+            exporters={"student": "edge_slr.converters.openvino_qat:export"},
+            requires=("calibration",), calibrating=frozenset({"student"}), options=_INT8_CHECKS,
+            description="OpenVINO IR INT8 of a quantization-aware checkpoint (train recognizer "
+            "--qat): INT8 first LSTM layer too",
+        ),
+        TargetSpec(
             "tflite", "litert", "fp32", ".tflite",
             exporters={"student": "edge_slr.converters.tflite:export",
                        "corrector": "edge_slr.converters.tf_corrector:export_tflite"},
@@ -184,6 +191,10 @@ def convert(
     check_request(spec, opts, calibration)
     out = check_paths(out_dir, calibration)  # before anything is loaded or created
     src = source.load_source(checkpoint, opts)
+    if src.kind == "student":  # QAT checkpoints go to the QAT target only, and back
+        from edge_slr.converters.openvino_qat import check_target
+
+        check_target(spec, src.checkpoint)
     export = spec.exporter(src.kind)  # InputError before any folder is created
     out.mkdir(parents=True, exist_ok=True)
     job = Job(spec, src, opts, out, VerifyConfig(
